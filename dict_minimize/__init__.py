@@ -1,0 +1,17 @@
+"""dict_minimize: ``scipy.optimize.minimize`` over a dict of NumPy, PyTorch, JAX or TF tensors.
+
+Importing this package imports no framework: backends load when their tensors show up.
+
+Example:
+    >>> import numpy as np
+    >>> import dict_minimize
+    >>> res = dict_minimize.minimize(
+    ...     lambda d: (float(d["x"] @ d["x"]), {"x": 2 * d["x"]}), {"x": np.ones(3)})
+    >>> res.success
+    True
+"""
+
+from dict_minimize._minimize import METHODS, OptimizeResult, minimize
+from dict_minimize._version import __version__
+
+__all__ = ["METHODS", "OptimizeResult", "__version__", "minimize"]

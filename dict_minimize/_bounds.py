@@ -1,0 +1,124 @@
+"""Bounds given as dicts -> one ``scipy.optimize.Bounds`` of float64 arrays.
+
+``lb_dict`` and ``ub_dict`` are each optional and may name only some keys (the rest are
+unbounded). A value may be a scalar (broadcast to the key's shape), an array or tensor of the
+key's shape, ``None`` or +-inf.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+from scipy.optimize import Bounds
+
+from dict_minimize._errors import fmt_key, fmt_keys, fmt_shape, type_name
+from dict_minimize._layout import Layout
+from dict_minimize._types import Backend
+
+
+def _bound_array(
+    value: Any, key: Any, shape: tuple[int, ...], fill: float, which: str, backend: Backend
+) -> np.ndarray | float:
+    if value is None:
+        return fill
+    if isinstance(value, bool):
+        raise TypeError(f"{which}[{fmt_key(key)}] is a bool; expected a number or an array")
+    try:
+        if isinstance(value, (int, float, np.ndarray, np.generic)):
+            arr = np.asarray(value, dtype=np.float64)
+        elif backend.owns(value):
+            arr = backend.to_numpy(value)
+        else:
+            arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(
+            f"{which}[{fmt_key(key)}] is a {type_name(value)}; expected a number, None, or an "
+            f"array of shape {fmt_shape(shape)}"
+        ) from exc
+    if arr.dtype.kind not in "fiu":
+        raise TypeError(f"{which}[{fmt_key(key)}] has dtype {arr.dtype}; expected real numbers")
+    if arr.shape not in ((), shape):
+        raise ValueError(
+            f"{which}[{fmt_key(key)}] has shape {fmt_shape(arr.shape)}, expected "
+            f"{fmt_shape(shape)} (the shape of x0[{fmt_key(key)}]) or a scalar"
+        )
+    if np.isnan(arr).any():
+        raise ValueError(f"{which}[{fmt_key(key)}] contains NaN; use -inf/inf or None for 'none'")
+    return arr
+
+
+def _round_inward(lb: np.ndarray, ub: np.ndarray, np_dtype: np.dtype | None) -> None:
+    """Move bounds to values representable in the entry's dtype, inside the interval.
+
+    The objective sees ``x`` cast to the entry's dtype; with bounds representable in that dtype,
+    rounding to nearest never takes ``x`` outside them (e.g. ``log(x)`` with ``lb=1e-9`` in float16).
+    """
+    if np_dtype is None or np_dtype == np.float64:
+        return
+    try:
+        lo = lb.astype(np_dtype)
+        hi = ub.astype(np_dtype)
+        lo_up = np.where(lo.astype(np.float64) < lb, np.nextafter(lo, np.asarray(np.inf, np_dtype)), lo)
+        hi_dn = np.where(hi.astype(np.float64) > ub, np.nextafter(hi, np.asarray(-np.inf, np_dtype)), hi)
+    except (TypeError, ValueError):  # dtype without nextafter support: keep float64 bounds
+        return
+    new_lb, new_ub = lo_up.astype(np.float64), hi_dn.astype(np.float64)
+    ok = new_lb <= new_ub  # an interval with no representable point keeps its float64 bounds
+    lb[ok] = new_lb[ok]
+    ub[ok] = new_ub[ok]
+
+
+def _check_keys(d: Any, which: str, layout: Layout) -> Mapping:
+    if not isinstance(d, Mapping):
+        raise TypeError(f"{which} must be a dict keyed like x0; got a {type_name(d)}")
+    known = set(layout.keys)
+    unknown = [k for k in d if k not in known]
+    if unknown:
+        raise ValueError(
+            f"{which} has bound(s) for unknown key(s) {fmt_keys(unknown)}; "
+            f"x0's keys are {fmt_keys(layout.keys)}"
+        )
+    return d
+
+
+def make_bounds(lb_dict: Any, ub_dict: Any, layout: Layout, backend: Backend) -> Bounds | None:
+    """Flatten per-key bounds into one float64 ``Bounds``; None when neither dict is given.
+
+    Example:
+        >>> import numpy as np
+        >>> from dict_minimize._layout import make_layout
+        >>> from dict_minimize.backends import get_backend
+        >>> be = get_backend("numpy")
+        >>> lay = make_layout({"a": np.zeros(2), "b": np.zeros(())}, be)
+        >>> b = make_bounds({"a": 0.0}, {"b": 1.0}, lay, be)
+        >>> b.lb, b.ub
+        (array([  0.,   0., -inf]), array([inf, inf,  1.]))
+    """
+    if lb_dict is None and ub_dict is None:
+        return None
+    lbs = _check_keys({} if lb_dict is None else lb_dict, "lb_dict", layout)
+    ubs = _check_keys({} if ub_dict is None else ub_dict, "ub_dict", layout)
+    lb = np.full(layout.n, -np.inf)
+    ub = np.full(layout.n, np.inf)
+    for i, key in enumerate(layout.keys):
+        if key not in lbs and key not in ubs:
+            continue
+        sl, shape = layout.slice_of(i), layout.shapes[i]
+        lo = _bound_array(lbs.get(key), key, shape, -np.inf, "lb_dict", backend)
+        hi = _bound_array(ubs.get(key), key, shape, np.inf, "ub_dict", backend)
+        lb[sl] = np.ravel(lo) if np.ndim(lo) else lo
+        ub[sl] = np.ravel(hi) if np.ndim(hi) else hi
+        bad = lb[sl] > ub[sl]
+        if bad.any():
+            j = int(np.flatnonzero(bad)[0])
+            index = np.unravel_index(j, shape) if shape else ()
+            raise ValueError(
+                f"lb_dict[{fmt_key(key)}] > ub_dict[{fmt_key(key)}] at index {index}: "
+                f"{lb[sl][j]} > {ub[sl][j]}"
+            )
+        seg_lb, seg_ub = lb[sl], ub[sl]
+        _round_inward(seg_lb, seg_ub, layout.np_dtypes[i])
+        lb[sl], ub[sl] = seg_lb, seg_ub
+    return Bounds(lb, ub)

@@ -1,0 +1,73 @@
+"""Messages for errors a user can cause: one place, so every message names the key and the fix."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterable
+from typing import Any
+
+#: pip extra that installs each framework.
+EXTRAS = {"torch": "torch", "jax": "jax", "tensorflow": "tensorflow", "numpy": None}
+#: how each framework is called in messages.
+FRAMEWORK_NAMES = {"numpy": "NumPy", "torch": "PyTorch", "jax": "JAX", "tensorflow": "TensorFlow"}
+
+
+def type_name(obj: Any) -> str:
+    """``'torch.Tensor'``-style name of ``type(obj)``, for messages."""
+    cls = type(obj)
+    module = cls.__module__.split(".")[0]
+    if module == "builtins":
+        return cls.__qualname__
+    if module in ("jaxlib", "jax"):
+        module = "jax"
+    return f"{module}.{cls.__qualname__}"
+
+
+def fmt_key(key: Hashable) -> str:
+    """A key as it appears in messages: ``x0['w']``-style, with the key's repr."""
+    return repr(key)
+
+
+def fmt_keys(keys: Iterable[Hashable], limit: int = 8) -> str:
+    keys = list(keys)
+    shown = ", ".join(fmt_key(k) for k in keys[:limit])
+    if len(keys) > limit:
+        shown += f", ... ({len(keys) - limit} more)"
+    return shown
+
+
+def fmt_shape(shape: Iterable[int]) -> str:
+    return str(tuple(int(s) for s in shape))
+
+
+def missing_framework(backend: str) -> ImportError:
+    name = FRAMEWORK_NAMES[backend]
+    return ImportError(
+        f"{name} is not installed, so dict_minimize cannot use its tensors: "
+        f"pip install 'dict_minimize[{EXTRAS[backend]}]'"
+    )
+
+
+def not_floating(where: str, key: Hashable, dtype: Any) -> TypeError:
+    return TypeError(
+        f"{where}[{fmt_key(key)}] has dtype {dtype}; expected a real floating dtype "
+        "(float16, bfloat16, float32 or float64). Cast it, e.g. x.astype(float) / x.float()."
+    )
+
+
+def grad_shape(key: Hashable, got: Iterable[int], expected: Iterable[int]) -> ValueError:
+    return ValueError(
+        f"gradient for {fmt_key(key)} has shape {fmt_shape(got)}, expected {fmt_shape(expected)} "
+        f"- the shape of x0[{fmt_key(key)}]"
+    )
+
+
+def grad_type(key: Hashable, value: Any, expected: str) -> TypeError:
+    hint = ""
+    if value is None:
+        hint = (
+            " - the objective does not depend on this entry? Return zeros for it "
+            "(TensorFlow: tape.gradient(..., unconnected_gradients='zero'))"
+        )
+    return TypeError(
+        f"gradient for {fmt_key(key)} is a {type_name(value)}; expected {expected}{hint}"
+    )

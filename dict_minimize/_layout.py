@@ -1,0 +1,160 @@
+"""The layout: the structure of ``x0`` captured once, before SciPy starts.
+
+Everything the hot path needs to know about the dict (keys, order, shapes, sizes, offsets,
+dtypes, devices, the mapping type to hand back) lives in one immutable, picklable record.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from dict_minimize._errors import fmt_key, fmt_keys, type_name
+
+if TYPE_CHECKING:
+    from dict_minimize._types import Backend
+
+
+def _mapping_factory(x0: Mapping) -> Callable[[Iterable[tuple[Hashable, Any]]], Mapping]:
+    """How to build a mapping of x0's type from (key, value) pairs, decided once."""
+    cls = type(x0)
+    if cls is dict or cls is OrderedDict:
+        return cls
+    keys = list(x0.keys())
+    try:
+        probe = cls(list(x0.items()))  # type: ignore[call-arg]
+        if list(probe.keys()) == keys:
+            return cls
+    except Exception:  # noqa: S110 - any failure means "this type cannot be built from pairs"
+        pass
+    try:
+        template = copy.copy(x0)
+        for k in keys:
+            template[k] = x0[k]  # type: ignore[index]
+
+        def build(pairs: Iterable[tuple[Hashable, Any]]) -> Mapping:
+            out = copy.copy(x0)
+            for k, v in pairs:
+                out[k] = v  # type: ignore[index]
+            return out
+
+        return build
+    except Exception:  # noqa: S110 - immutable or exotic mapping: fall back to a dict
+        return dict
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Keys, shapes, dtypes and offsets of a dict of tensors, in the dict's order.
+
+    Example:
+        >>> import numpy as np
+        >>> lay = make_layout({"a": np.zeros((2, 3)), "b": np.float32(1.0)})
+        >>> lay.n, lay.offsets, lay.shapes
+        (7, (0, 6, 7), ((2, 3), ()))
+    """
+
+    keys: tuple[Hashable, ...]
+    shapes: tuple[tuple[int, ...], ...]
+    dtypes: tuple[Any, ...]
+    np_dtypes: tuple[np.dtype | None, ...]
+    devices: tuple[Any, ...]
+    offsets: tuple[int, ...]
+    backend_name: str
+    factory: Callable[[Iterable[tuple[Hashable, Any]]], Mapping] = field(compare=False)
+
+    @property
+    def n(self) -> int:
+        """Total number of scalars."""
+        return self.offsets[-1]
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        return tuple(b - a for a, b in zip(self.offsets[:-1], self.offsets[1:], strict=True))
+
+    def slice_of(self, i: int) -> slice:
+        return slice(self.offsets[i], self.offsets[i + 1])
+
+    def build(self, values: Iterable[Any]) -> Mapping:
+        """A mapping of x0's type from values in layout order."""
+        return self.factory(zip(self.keys, values, strict=True))
+
+    def split_numpy(self, vec: np.ndarray) -> list[np.ndarray]:
+        """Views of a flat NumPy vector, one per key, reshaped (no copy)."""
+        return [
+            vec[a:b].reshape(s)
+            for a, b, s in zip(self.offsets[:-1], self.offsets[1:], self.shapes, strict=True)
+        ]
+
+
+def make_layout(x0: Any, backend: Backend, *, where: str = "x0") -> Layout:
+    """Validate ``x0`` and capture its structure. Raises TypeError/ValueError naming the key."""
+    if not isinstance(x0, Mapping):
+        raise TypeError(
+            f"{where} must be a dict (or other Mapping) of tensors; got a {type_name(x0)}. "
+            "Wrap a single tensor as {'x': tensor}."
+        )
+    if len(x0) == 0:
+        raise ValueError(f"{where} is empty: there is nothing to optimize")
+    keys = tuple(x0.keys())
+    infos = [backend.describe(k, x0[k]) for k in keys]
+    offsets = [0]
+    for info in infos:
+        offsets.append(offsets[-1] + math.prod(info.shape))
+    if offsets[-1] == 0:
+        raise ValueError(
+            f"every entry of {where} is empty (size 0): keys {fmt_keys(keys)}; "
+            "there is nothing to optimize"
+        )
+    return Layout(
+        keys=keys,
+        shapes=tuple(i.shape for i in infos),
+        dtypes=tuple(i.dtype for i in infos),
+        np_dtypes=tuple(i.np_dtype for i in infos),
+        devices=tuple(i.device for i in infos),
+        offsets=tuple(offsets),
+        backend_name=backend.name,
+        factory=_mapping_factory(x0),
+    )
+
+
+def values_by_key(d: Any, layout: Layout, *, what: str = "gradient") -> list[Any]:
+    """The values of ``d`` in layout order, matched by key (never by position)."""
+    if not isinstance(d, Mapping):
+        raise TypeError(
+            f"the {what} must be a dict with the keys of x0; got a {type_name(d)}"
+        )
+    try:
+        values = [d[k] for k in layout.keys]
+    except KeyError:
+        missing = [k for k in layout.keys if k not in d]
+        raise ValueError(
+            f"the {what} dict is missing key(s) {fmt_keys(missing)}; it must have exactly the "
+            "keys of x0"
+        ) from None
+    if len(d) != len(layout.keys):
+        known = set(layout.keys)
+        extra = [k for k in d if k not in known]
+        raise ValueError(
+            f"the {what} dict has key(s) {fmt_keys(extra)} that x0 does not have; "
+            f"x0's keys are {fmt_keys(layout.keys)}"
+        )
+    return values
+
+
+def check_grad_shapes(shapes: Iterable[Any], layout: Layout) -> None:
+    """Compare shapes (any sequence of ints) with the layout's, raising the clear error."""
+    from dict_minimize._errors import grad_shape
+
+    for key, got, expected in zip(layout.keys, shapes, layout.shapes, strict=True):
+        if tuple(got) != expected:
+            raise grad_shape(key, tuple(got), expected)
+
+
+__all__ = ["Layout", "fmt_key", "make_layout", "values_by_key"]

@@ -1,0 +1,86 @@
+"""Backends: one small module per framework, loaded only when its tensors show up.
+
+Recognising a tensor never imports a framework: a framework that was never imported cannot own
+the user's tensors, so we only look at frameworks already in ``sys.modules``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Hashable, Mapping
+from typing import Any
+
+from dict_minimize._errors import (
+    FRAMEWORK_NAMES,
+    fmt_key,
+    missing_framework,
+    type_name,
+)
+from dict_minimize._types import Backend
+
+#: backend name -> the top-level module of its framework
+FRAMEWORK_MODULES = {"numpy": "numpy", "torch": "torch", "jax": "jax", "tensorflow": "tensorflow"}
+NAMES = tuple(FRAMEWORK_MODULES)
+
+_loaded: dict[str, Backend] = {}
+
+
+def get_backend(name: str) -> Backend:
+    """The backend record for ``name`` ('numpy', 'torch', 'jax' or 'tensorflow').
+
+    Raises ImportError naming the pip extra when the framework is not installed.
+
+    Example:
+        >>> get_backend("numpy").name
+        'numpy'
+    """
+    if name not in FRAMEWORK_MODULES:
+        raise ValueError(f"unknown backend {name!r}; expected one of {', '.join(NAMES)}")
+    backend = _loaded.get(name)
+    if backend is None:
+        try:
+            importlib.import_module(FRAMEWORK_MODULES[name])
+        except ImportError as exc:
+            raise missing_framework(name) from exc
+        module = importlib.import_module(f"dict_minimize.backends.{name}")
+        backend = _loaded.setdefault(name, module.BACKEND)
+    return backend
+
+
+def _owner(value: Any) -> str | None:
+    """Name of the backend whose framework made ``value``, looking only at imported frameworks."""
+    for name in ("torch", "jax", "tensorflow"):
+        if FRAMEWORK_MODULES[name] in sys.modules and sys.modules[FRAMEWORK_MODULES[name]]:
+            if get_backend(name).owns(value):
+                return name
+    if get_backend("numpy").owns(value):
+        return "numpy"
+    return None
+
+
+def detect(x0: Mapping[Hashable, Any], where: str = "x0") -> Backend:
+    """The backend that owns every entry of ``x0``; a clear error for mixed or unknown kinds."""
+    owners: dict[str, Hashable] = {}
+    for key, value in x0.items():
+        owner = _owner(value)
+        if owner is None:
+            raise TypeError(
+                f"{where}[{fmt_key(key)}] is a {type_name(value)}; expected a NumPy array or a "
+                "PyTorch, JAX or TensorFlow tensor (convert Python numbers and lists with "
+                "np.asarray(..., dtype=float))"
+            )
+        owners.setdefault(owner, key)
+    if len(owners) > 1:
+        parts = ", ".join(
+            f"{where}[{fmt_key(k)}] is a {FRAMEWORK_NAMES[o]} tensor" for o, k in owners.items()
+        )
+        raise TypeError(
+            f"{where} mixes frameworks: {parts}. All entries must come from one framework."
+        )
+    if not owners:
+        raise ValueError(f"{where} is empty: there is nothing to optimize")
+    return get_backend(next(iter(owners)))
+
+
+__all__ = ["NAMES", "detect", "get_backend"]

@@ -1,0 +1,58 @@
+"""Helpers shared by the backends and the driver (no framework imports)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from dict_minimize._errors import fmt_shape, type_name
+
+
+def scalar_to_float(value: Any, what: str = "the objective") -> float:
+    """A framework scalar, NumPy scalar or Python number as a float, or a clear error.
+
+    Example:
+        >>> scalar_to_float(np.float32(2.5))
+        2.5
+    """
+    if isinstance(value, float):
+        return value
+    if isinstance(value, bool) or value is None or isinstance(value, (str, bytes)):
+        raise TypeError(f"{what} returned a {type_name(value)}; expected a real scalar")
+    if isinstance(value, int):
+        return float(value)
+    if isinstance(value, (tuple, list)):
+        raise TypeError(
+            f"{what} returned a {type_name(value)} of length {len(value)}; expected a real scalar"
+        )
+    shape = getattr(value, "shape", None)
+    if shape is not None and tuple(shape) != ():
+        raise ValueError(
+            f"{what} returned a value of shape {fmt_shape(shape)}; expected a scalar (shape ()). "
+            "Reduce it, e.g. with .sum() or .mean()."
+        )
+    dtype = getattr(value, "dtype", None)
+    if dtype is not None and "complex" in str(dtype):
+        raise TypeError(f"{what} returned a complex value ({dtype}); expected a real scalar")
+    try:
+        return float(value)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(
+            f"{what} returned a {type_name(value)}, which is not a real scalar"
+        ) from exc
+
+
+def is_floating_np(dtype: np.dtype) -> bool:
+    """True for NumPy real floating dtypes, including ml_dtypes' bfloat16 and friends."""
+    return dtype.kind == "f" or (dtype.kind == "V" and "float" in dtype.name)
+
+
+def np_concat64(parts: list[np.ndarray], n: int) -> np.ndarray:
+    """Concatenate 1-D pieces into one float64 vector of size ``n`` (one pass)."""
+    if len(parts) == 1:
+        return np.array(parts[0], dtype=np.float64, copy=True).reshape(n)
+    return np.concatenate(parts, dtype=np.float64, casting="unsafe")
+
+
+__all__ = ["fmt_shape", "is_floating_np", "np_concat64", "scalar_to_float"]

@@ -1,0 +1,16 @@
+"""Drop-in ``minimize`` for JAX arrays (the original ``dict_minimize.jax_api``)."""
+
+from dict_minimize._dropin import make_dropin
+
+minimize = make_dropin(
+    "jax",
+    """
+    >>> import jax, jax.numpy as jnp
+    >>> from dict_minimize.jax_api import minimize
+    >>> f = jax.value_and_grad(lambda d: jnp.sum((d["x"] - 2.0) ** 2))
+    >>> minimize(f, {"x": jnp.zeros(2)}, method="L-BFGS-B")["x"]
+    Array([2., 2.], dtype=float32)
+""",
+)
+
+__all__ = ["minimize"]

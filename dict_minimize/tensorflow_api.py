@@ -1,0 +1,20 @@
+"""Drop-in ``minimize`` for TensorFlow tensors (the original ``dict_minimize.tensorflow_api``)."""
+
+from dict_minimize._dropin import make_dropin
+
+minimize = make_dropin(
+    "tensorflow",
+    """
+    >>> import tensorflow as tf
+    >>> from dict_minimize.tensorflow_api import minimize
+    >>> def f(d):
+    ...     with tf.GradientTape() as tape:
+    ...         tape.watch(d["x"])
+    ...         loss = tf.reduce_sum((d["x"] - 2.0) ** 2)
+    ...     return loss, {"x": tape.gradient(loss, d["x"])}
+    >>> minimize(f, {"x": tf.zeros(2)}, method="L-BFGS-B")["x"].numpy()
+    array([2., 2.], dtype=float32)
+""",
+)
+
+__all__ = ["minimize"]
