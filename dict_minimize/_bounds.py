@@ -113,12 +113,10 @@ def make_bounds(lb_dict: Any, ub_dict: Any, layout: Layout, backend: Backend) ->
         bad = lb[sl] > ub[sl]
         if bad.any():
             j = int(np.flatnonzero(bad)[0])
-            index = np.unravel_index(j, shape) if shape else ()
+            index = tuple(int(i) for i in np.unravel_index(j, shape)) if shape else ()
             raise ValueError(
                 f"lb_dict[{fmt_key(key)}] > ub_dict[{fmt_key(key)}] at index {index}: "
                 f"{lb[sl][j]} > {ub[sl][j]}"
             )
-        seg_lb, seg_ub = lb[sl], ub[sl]
-        _round_inward(seg_lb, seg_ub, layout.np_dtypes[i])
-        lb[sl], ub[sl] = seg_lb, seg_ub
+        _round_inward(lb[sl], ub[sl], layout.np_dtypes[i])  # slices are views: edits in place
     return Bounds(lb, ub)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from dict_minimize._errors import fmt_key, fmt_keys, type_name
+from dict_minimize._errors import FRAMEWORK_NAMES, fmt_key, fmt_keys, type_name
 
 if TYPE_CHECKING:
     from dict_minimize._types import Backend
@@ -103,6 +103,13 @@ def make_layout(x0: Any, backend: Backend, *, where: str = "x0") -> Layout:
     if len(x0) == 0:
         raise ValueError(f"{where} is empty: there is nothing to optimize")
     keys = tuple(x0.keys())
+    for k in keys:
+        if not backend.owns(x0[k]):
+            raise TypeError(
+                f"{where}[{fmt_key(k)}] is a {type_name(x0[k])}; expected a "
+                f"{FRAMEWORK_NAMES[backend.name]} tensor, like every entry of {where} "
+                f"(backend {backend.name!r})"
+            )
     infos = [backend.describe(k, x0[k]) for k in keys]
     offsets = [0]
     for info in infos:

@@ -211,6 +211,9 @@ def _result(res: Any, layout: Layout, codec: Codec, run: _Run) -> OptimizeResult
     out = OptimizeResult(res)
     out["x"] = layout.build(codec.unflatten(np.asarray(res.x, dtype=np.float64), for_objective=False))
     jac = res.get("jac")
+    if "grad" in res and isinstance(jac, list):  # trust-constr: jac holds the constraints'
+        out["constr_jac"] = jac
+        jac = res.grad
     if isinstance(jac, np.ndarray) and jac.shape == (layout.n,) and np.isrealobj(jac):
         out["jac"] = layout.build(codec.unflatten(jac.astype(np.float64), for_objective=False))
     else:

@@ -75,6 +75,8 @@ def make_codec(layout: Layout) -> Codec:
             dtype = tf.as_dtype(g.dtype)
             if not dtype.is_floating:
                 raise not_floating("gradient", key, dtype.name)
+            if dtype == tf.bfloat16:  # no NumPy bfloat16 without ml_dtypes: widen on the device
+                g = tf.cast(g, tf.float32)
             parts.append(np.asarray(g).reshape(-1))
         return value, np_concat64(parts, n)
 

@@ -1,0 +1,341 @@
+"""One bounded Rosenbrock problem, solved in every installed framework, printed as a table.
+
+The problem: the Rosenbrock function in ``--size`` dimensions (default 6), its vector split over
+two dict keys -- ``"a"``, a 1-D entry, and ``"b"``, a 2-D entry of shape ``(2, (size - 1) // 2)``
+-- started from the classic point (-1.2, 1, -1.2, 1, ...), with the upper bound ``b <= 2``
+(given as ``ub_dict``; inactive at the solution, so the minimizer is x* = 1 everywhere).
+
+Each installed framework solves it with L-BFGS-B through the generic
+:func:`dict_minimize.minimize`, computing the gradient with its own autodiff:
+
+- NumPy (always): the analytic gradient, ``scipy.optimize.rosen_der``, in float64;
+- PyTorch: ``torch.autograd.grad``, float64;
+- JAX: ``jax.jit(jax.value_and_grad(...))``, float32 (the demo never enables x64);
+- TensorFlow: ``tf.GradientTape``, float64.
+
+Frameworks that are not installed are skipped (detected with ``importlib.util.find_spec``,
+without importing them). Wall time covers the ``minimize`` call only; one evaluation of the
+objective before it absorbs JIT compilation and first-call overheads. A solve passes when SciPy
+reports success and max |x - x*| is within the tolerance of its dtype (1e-4 for float64, 1e-2
+for float32); the command exits with status 1 if any solve fails.
+
+Usage::
+
+    python -m dict_minimize.demo
+    python -m dict_minimize.demo --size 20 --frameworks numpy,torch
+
+Programmatic use:
+
+    >>> from dict_minimize.demo import make_problem
+    >>> problem = make_problem(6)
+    >>> problem.shapes
+    {'a': (2,), 'b': (2, 2)}
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy.optimize import rosen, rosen_der
+
+from dict_minimize import minimize
+
+#: the frameworks the demo knows, in the order they are tried
+FRAMEWORKS = ("numpy", "torch", "jax", "tensorflow")
+METHOD = "L-BFGS-B"
+#: upper bound on every entry of "b" (inactive at x* = 1)
+UPPER_B = 2.0
+#: pass if max |x - x*| is at most this, by dtype of the framework's arrays
+TOLERANCE = {"float64": 1e-4, "float32": 1e-2}
+#: L-BFGS-B options by dtype: tight for float64, looser where float32 rounding stops progress
+OPTIONS: dict[str, dict[str, Any]] = {
+    "float64": {"ftol": 1e-15, "gtol": 1e-10, "maxiter": 10_000},
+    "float32": {"ftol": 1e-10, "gtol": 1e-6, "maxiter": 10_000},
+}
+
+
+def is_installed(framework: str) -> bool:
+    """Whether ``framework`` can be imported (checked without importing it)."""
+    return importlib.util.find_spec(framework) is not None
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Rosenbrock in ``size`` dimensions over the dict keys ``"a"`` (1-D) and ``"b"`` (2-D)."""
+
+    size: int
+    shapes: dict[str, tuple[int, ...]]
+    #: the starting point, per key, in float64
+    x0: dict[str, np.ndarray]
+    #: the minimizer (all ones), per key
+    x_star: dict[str, np.ndarray]
+    ub: dict[str, float]
+
+
+def make_problem(size: int = 6) -> Problem:
+    """The demo problem in ``size >= 3`` dimensions."""
+    if size < 3:
+        raise ValueError(f"size must be at least 3 (one entry for 'a', two for 'b'); got {size}")
+    cols = (size - 1) // 2
+    shapes = {"a": (size - 2 * cols,), "b": (2, cols)}
+    flat0 = np.where(np.arange(size) % 2 == 0, -1.2, 1.0)
+    x0 = _split(flat0, shapes)
+    x_star = _split(np.ones(size), shapes)
+    return Problem(size=size, shapes=shapes, x0=x0, x_star=x_star, ub={"b": UPPER_B})
+
+
+def _split(flat: np.ndarray, shapes: dict[str, tuple[int, ...]]) -> dict[str, np.ndarray]:
+    n_a = int(np.prod(shapes["a"]))
+    return {"a": flat[:n_a].reshape(shapes["a"]), "b": flat[n_a:].reshape(shapes["b"])}
+
+
+def _rosen_any(x: Any) -> Any:
+    """Rosenbrock of a 1-D tensor, in operations every framework shares."""
+    return (100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2).sum()
+
+
+# --- per framework: the objective fun(x_dict) -> (value, grad_dict) and the starting dict -------
+
+
+def _numpy_setup(problem: Problem) -> tuple[Callable, dict[str, Any]]:
+    def fun(d: dict[str, np.ndarray]) -> tuple[float, dict[str, np.ndarray]]:
+        x = np.concatenate([d["a"].ravel(), d["b"].ravel()])
+        return float(rosen(x)), _split(rosen_der(x), problem.shapes)
+
+    return fun, {k: v.copy() for k, v in problem.x0.items()}
+
+
+def _torch_setup(problem: Problem) -> tuple[Callable, dict[str, Any]]:
+    import torch
+
+    def fun(d: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        x = torch.cat([d["a"].reshape(-1), d["b"].reshape(-1)])
+        value = _rosen_any(x)
+        grad_a, grad_b = torch.autograd.grad(value, [d["a"], d["b"]])
+        return value, {"a": grad_a, "b": grad_b}
+
+    x0 = {k: torch.tensor(v, dtype=torch.float64) for k, v in problem.x0.items()}
+    return fun, x0
+
+
+def _jax_setup(problem: Problem) -> tuple[Callable, dict[str, Any]]:
+    import jax
+    import jax.numpy as jnp
+
+    def value(d: dict[str, jax.Array]) -> jax.Array:
+        return _rosen_any(jnp.concatenate([d["a"].reshape(-1), d["b"].reshape(-1)]))
+
+    fun = jax.jit(jax.value_and_grad(value))
+    x0 = {k: jnp.asarray(v, dtype=jnp.float32) for k, v in problem.x0.items()}
+    return fun, x0
+
+
+def _tensorflow_setup(problem: Problem) -> tuple[Callable, dict[str, Any]]:
+    import tensorflow as tf
+
+    def fun(d: dict[str, tf.Tensor]) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
+        with tf.GradientTape() as tape:
+            tape.watch([d["a"], d["b"]])
+            x = tf.concat([tf.reshape(d["a"], [-1]), tf.reshape(d["b"], [-1])], axis=0)
+            value = tf.reduce_sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2)
+        grad_a, grad_b = tape.gradient(value, [d["a"], d["b"]])
+        return value, {"a": grad_a, "b": grad_b}
+
+    x0 = {k: tf.constant(v, dtype=tf.float64) for k, v in problem.x0.items()}
+    return fun, x0
+
+
+_SETUPS: dict[str, Callable[[Problem], tuple[Callable, dict[str, Any]]]] = {
+    "numpy": _numpy_setup,
+    "torch": _torch_setup,
+    "jax": _jax_setup,
+    "tensorflow": _tensorflow_setup,
+}
+
+
+# --- solving and reporting ---------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    """One line of the table."""
+
+    framework: str
+    dtype: str = "-"
+    method: str = METHOD
+    success: bool = False
+    fun: float = float("nan")
+    nit: int = 0
+    nfev: int = 0
+    max_err: float = float("nan")
+    seconds: float = float("nan")
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """SciPy reported success and the solution is within the dtype's tolerance of x*."""
+        tol = TOLERANCE.get(self.dtype)
+        return (
+            self.error is None and self.success and tol is not None and bool(self.max_err <= tol)
+        )
+
+
+def _dtype_name(value: Any) -> str:
+    dtype = value.dtype
+    name = getattr(dtype, "name", None)  # numpy, jax and tf dtypes
+    return str(name) if name is not None else str(dtype).removeprefix("torch.")
+
+
+def _to_numpy(value: Any) -> np.ndarray:
+    if hasattr(value, "detach"):  # torch
+        value = value.detach().cpu()
+    return np.asarray(value, dtype=np.float64)
+
+
+def _warm_up(framework: str, fun: Callable, x0: dict[str, Any]) -> None:
+    """One evaluation, so JIT compilation and first-call overheads stay out of the timing."""
+    if framework == "torch":  # torch.autograd.grad needs leaves that require grad
+        x0 = {k: v.detach().clone().requires_grad_(True) for k, v in x0.items()}
+    fun(x0)
+
+
+def solve(framework: str, problem: Problem) -> Row:
+    """Solve ``problem`` in ``framework``; errors are caught and reported in the row."""
+    row = Row(framework)
+    try:
+        fun, x0 = _SETUPS[framework](problem)
+        row.dtype = _dtype_name(x0["a"])
+        _warm_up(framework, fun, x0)
+        start = time.perf_counter()
+        res = minimize(
+            fun, x0, method=METHOD, ub_dict=problem.ub, options=OPTIONS.get(row.dtype)
+        )
+        row.seconds = time.perf_counter() - start
+    except Exception as exc:  # a demo reports every failure in its table and carries on
+        row.error = f"{type(exc).__name__}: {exc}"
+        return row
+    row.success, row.fun, row.nit, row.nfev = bool(res.success), res.fun, res.nit, res.nfev
+    row.max_err = max(
+        float(np.max(np.abs(_to_numpy(res.x[k]) - problem.x_star[k]), initial=0.0))
+        for k in problem.shapes
+    )
+    if not row.success:
+        row.error = f"SciPy: {res.message}"
+    return row
+
+
+def run(size: int = 6, frameworks: Sequence[str] = FRAMEWORKS) -> tuple[list[Row], list[str]]:
+    """Solve the problem in each of ``frameworks`` that is installed.
+
+    Returns the rows of the table and the frameworks skipped because they are not installed.
+    """
+    problem = make_problem(size)
+    rows, skipped = [], []
+    for fw in frameworks:
+        if is_installed(fw):
+            rows.append(solve(fw, problem))
+        else:
+            skipped.append(fw)
+    return rows, skipped
+
+
+def format_table(rows: Sequence[Row]) -> str:
+    """The rows as a plain-text table with aligned columns."""
+    header = ("framework", "dtype", "method", "success", "fun", "nit", "nfev",
+              "max |x - x*|", "wall time")  # fmt: skip
+    lines = [header]
+    for r in rows:
+        lines.append(
+            (
+                r.framework,
+                r.dtype,
+                r.method,
+                "yes" if r.success else "NO",
+                f"{r.fun:.3e}",
+                str(r.nit),
+                str(r.nfev),
+                f"{r.max_err:.2e}",
+                f"{r.seconds * 1e3:.1f} ms",
+            )
+        )
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    numeric = {4, 5, 6, 7, 8}
+    out = []
+    for j, line in enumerate(lines):
+        cells = [
+            c.rjust(w) if i in numeric and j > 0 else c.ljust(w)
+            for i, (c, w) in enumerate(zip(line, widths, strict=True))
+        ]
+        out.append("  ".join(cells).rstrip())
+        if j == 0:
+            out.append("  ".join("-" * w for w in widths))
+    return "\n".join(out)
+
+
+def _parse_frameworks(values: Sequence[str], parser: argparse.ArgumentParser) -> list[str]:
+    names: list[str] = []
+    for value in values:
+        for name in value.replace(",", " ").split():
+            name = name.lower()
+            if name == "all":
+                names.extend(FRAMEWORKS)
+            elif name not in FRAMEWORKS:
+                parser.error(
+                    f"unknown framework {name!r}; choose from {', '.join(FRAMEWORKS)} or all"
+                )
+            else:
+                names.append(name)
+    return list(dict.fromkeys(names))  # keep order, drop repeats
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line entry point; returns the exit status (1 if any solve failed)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m dict_minimize.demo",
+        description="Solve a bounded, dict-split Rosenbrock problem with L-BFGS-B in every "
+        "installed framework and print a table.",
+    )
+    parser.add_argument(
+        "--size", type=int, default=6, help="number of Rosenbrock dimensions, >= 3 (default 6)"
+    )
+    parser.add_argument(
+        "--frameworks",
+        nargs="+",
+        default=["all"],
+        metavar="NAME",
+        help=f"frameworks to try, space or comma separated: {', '.join(FRAMEWORKS)} or all "
+        "(default all; those not installed are skipped)",
+    )
+    args = parser.parse_args(argv)
+    if args.size < 3:
+        parser.error(f"--size must be at least 3; got {args.size}")
+    frameworks = _parse_frameworks(args.frameworks, parser)
+
+    problem = make_problem(args.size)
+    shapes = ", ".join(f"{k}: {s}" for k, s in problem.shapes.items())
+    print(
+        f"Rosenbrock in {problem.size} dims as a dict ({shapes}), ub b <= {UPPER_B:g}, "
+        f"x* = 1, method {METHOD}"
+    )
+    rows, skipped = run(args.size, frameworks)
+    print(format_table(rows))
+    for fw in skipped:
+        print(f"skipped {fw}: not installed")
+    failed = [r for r in rows if not r.ok]
+    for r in failed:
+        reason = r.error or f"max |x - x*| = {r.max_err:.2e} > {TOLERANCE.get(r.dtype)}"
+        print(f"FAILED {r.framework}: {reason}")
+    if not rows:
+        print("nothing was solved: none of the requested frameworks is installed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

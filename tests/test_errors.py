@@ -1,0 +1,268 @@
+"""Every error a user can cause: the right exception type and a message naming the key."""
+
+from __future__ import annotations
+
+import importlib
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from dict_minimize import minimize
+from tests.conftest import Framework, flat_objective
+
+
+def quad(x: np.ndarray) -> tuple[float, np.ndarray]:
+    return float(x @ x), 2 * x
+
+
+def good_x0(fw: Framework) -> dict:
+    return {"w": fw.tensor([[1.0, 2.0]]), "b": fw.tensor(0.5)}
+
+
+def grad_returning(fw: Framework, grad_of):
+    """An objective whose gradient dict is replaced by ``grad_of(x_dict)``."""
+
+    def fun(d):
+        value, _ = flat_objective(fw, quad)(d)
+        return value, grad_of(d)
+
+    return fun
+
+
+def test_empty_dict(fw: Framework) -> None:
+    with pytest.raises(ValueError, match="x0 is empty"):
+        minimize(flat_objective(fw, quad), {})
+
+
+def test_all_entries_empty(fw: Framework) -> None:
+    with pytest.raises(ValueError, match=r"every entry of x0 is empty.*'e'"):
+        minimize(flat_objective(fw, quad), {"e": fw.tensor(np.zeros((0,)))})
+
+
+def test_x0_not_a_mapping(fw: Framework) -> None:
+    with pytest.raises(TypeError, match=r"x0 must be a dict .* Wrap a single tensor"):
+        minimize(flat_objective(fw, quad), fw.tensor([1.0]))
+
+
+@pytest.mark.parametrize("kind", ["int", "bool", "complex"])
+def test_non_floating_entry(fw: Framework, kind: str) -> None:
+    values = {"int": [1, 2], "bool": [True, False], "complex": [1 + 2j, 0j]}[kind]
+    if fw.name == "numpy":
+        bad = np.asarray(values)
+    elif fw.name == "torch":
+        import torch
+
+        bad = torch.tensor(values)
+    elif fw.name == "jax":
+        import jax.numpy as jnp
+
+        bad = jnp.asarray(values)
+    else:
+        import tensorflow as tf
+
+        bad = tf.constant(values)
+    with pytest.raises(TypeError, match=r"x0\['bad'\] has dtype .*expected a real floating dtype"):
+        minimize(flat_objective(fw, quad), {"ok": fw.tensor([1.0]), "bad": bad})
+
+
+@pytest.mark.parametrize("bad", [[1.0, 2.0], 3.0, "x", None])
+def test_non_tensor_entry(fw: Framework, bad) -> None:
+    with pytest.raises(TypeError, match=r"x0\['bad'\] is a .*expected a NumPy array or a PyTorch"):
+        minimize(flat_objective(fw, quad), {"ok": fw.tensor([1.0]), "bad": bad})
+
+
+def test_dropin_rejects_other_framework_tensor(fw: Framework) -> None:
+    others = [n for n in ("numpy", "torch", "jax", "tensorflow") if n != fw.name]
+    other = next(n for n in others if importlib.util.find_spec(n) is not None)
+    api = importlib.import_module(f"dict_minimize.{other}_api")
+    with pytest.raises(TypeError, match=r"x0\['w'\] is a .*expected a"):
+        api.minimize(flat_objective(fw, quad), good_x0(fw))
+
+
+def test_gradient_missing_key(fw: Framework) -> None:
+    fun = grad_returning(fw, lambda d: {"w": d["w"]})
+    with pytest.raises(ValueError, match=r"gradient dict is missing key\(s\) 'b'"):
+        minimize(fun, good_x0(fw))
+
+
+def test_gradient_extra_key(fw: Framework) -> None:
+    fun = grad_returning(fw, lambda d: {"w": d["w"], "b": d["b"], "zz": d["b"]})
+    with pytest.raises(ValueError, match=r"gradient dict has key\(s\) 'zz' that x0 does not have"):
+        minimize(fun, good_x0(fw))
+
+
+def test_gradient_wrong_shape(fw: Framework) -> None:
+    fun = grad_returning(fw, lambda d: {"w": fw.tensor([1.0, 2.0]), "b": d["b"]})
+    with pytest.raises(ValueError, match=r"gradient for 'w' has shape \(2,\), expected \(1, 2\)"):
+        minimize(fun, good_x0(fw))
+
+
+def test_gradient_not_floating(fw: Framework) -> None:
+    fun = grad_returning(fw, lambda d: {"w": d["w"], "b": _int_scalar(fw)})
+    with pytest.raises(TypeError, match=r"gradient\['b'\] has dtype .*floating"):
+        minimize(fun, good_x0(fw))
+
+
+def _int_scalar(fw: Framework):
+    if fw.name == "numpy":
+        return np.asarray(1)
+    if fw.name == "torch":
+        import torch
+
+        return torch.tensor(1)
+    if fw.name == "jax":
+        import jax.numpy as jnp
+
+        return jnp.asarray(1)
+    import tensorflow as tf
+
+    return tf.constant(1)
+
+
+def test_gradient_not_a_tensor(fw: Framework) -> None:
+    fun = grad_returning(fw, lambda d: {"w": [[1.0, 2.0]], "b": d["b"]})
+    with pytest.raises(TypeError, match=r"gradient for 'w' is a list; expected a"):
+        minimize(fun, good_x0(fw))
+
+
+def test_gradient_none_hints_at_unconnected(fw: Framework) -> None:
+    fun = grad_returning(fw, lambda d: {"w": d["w"], "b": None})
+    with pytest.raises(TypeError, match=r"gradient for 'b' is a NoneType.*does not depend"):
+        minimize(fun, good_x0(fw))
+
+
+def test_gradient_not_a_dict(fw: Framework) -> None:
+    fun = grad_returning(fw, lambda d: [d["w"], d["b"]])
+    with pytest.raises(TypeError, match="the gradient must be a dict with the keys of x0"):
+        minimize(fun, good_x0(fw))
+
+
+def test_non_scalar_value(fw: Framework) -> None:
+    def fun(d):
+        _, g = flat_objective(fw, quad)(d)
+        return d["w"], g
+
+    with pytest.raises(ValueError, match=r"returned a value of shape \(1, 2\); expected a scalar"):
+        minimize(fun, good_x0(fw))
+
+
+def test_single_value_where_pair_expected(fw: Framework) -> None:
+    def fun(d):
+        return flat_objective(fw, quad)(d)[0]
+
+    with pytest.raises(TypeError, match=r"fun must return \(value, grad_dict\).*jac="):
+        minimize(fun, good_x0(fw))
+
+
+def test_complex_value(fw: Framework) -> None:
+    with pytest.raises(TypeError, match="complex"):
+        minimize(lambda d: (np.complex128(1 + 1j), {"w": d["w"], "b": d["b"]}), good_x0(fw),
+                 method="L-BFGS-B")
+
+
+def test_bound_for_unknown_key(fw: Framework) -> None:
+    with pytest.raises(ValueError, match=r"lb_dict has bound\(s\) for unknown key\(s\) 'nope'"):
+        minimize(flat_objective(fw, quad), good_x0(fw), lb_dict={"nope": 0.0})
+
+
+def test_bound_wrong_shape(fw: Framework) -> None:
+    with pytest.raises(ValueError, match=r"ub_dict\['w'\] has shape \(3,\), expected \(1, 2\)"):
+        minimize(flat_objective(fw, quad), good_x0(fw), ub_dict={"w": np.ones(3)})
+
+
+def test_lb_greater_than_ub(fw: Framework) -> None:
+    with pytest.raises(ValueError, match=r"lb_dict\['w'\] > ub_dict\['w'\] at index \(0, 1\)"):
+        minimize(flat_objective(fw, quad), good_x0(fw),
+                 lb_dict={"w": np.array([[0.0, 2.0]])}, ub_dict={"w": 1.0})
+
+
+def test_nan_in_bound(fw: Framework) -> None:
+    with pytest.raises(ValueError, match=r"lb_dict\['b'\] contains NaN"):
+        minimize(flat_objective(fw, quad), good_x0(fw), lb_dict={"b": float("nan")})
+
+
+@pytest.mark.parametrize("bad", ["zero", True, object()])
+def test_bound_of_wrong_kind(fw: Framework, bad) -> None:
+    with pytest.raises(TypeError, match=r"lb_dict\['b'\]"):
+        minimize(flat_objective(fw, quad), good_x0(fw), lb_dict={"b": bad})
+
+
+def test_bounds_not_a_dict(fw: Framework) -> None:
+    with pytest.raises(TypeError, match="ub_dict must be a dict keyed like x0"):
+        minimize(flat_objective(fw, quad), good_x0(fw), ub_dict=[(0, 1)])
+
+
+def test_mixed_frameworks() -> None:
+    torch = pytest.importorskip("torch")
+    with pytest.raises(TypeError, match=r"x0 mixes frameworks: .*'a'.* PyTorch .*'b'.* NumPy"):
+        minimize(lambda d: 0.0, {"a": torch.zeros(2), "b": np.zeros(2)})
+
+
+def test_unknown_method(fw: Framework) -> None:
+    with pytest.raises(ValueError, match="unknown method 'lbfgs'; expected one of"):
+        minimize(flat_objective(fw, quad), good_x0(fw), method="lbfgs")
+
+
+@pytest.mark.parametrize("method", ["dogleg", "trust-ncg", "trust-exact", "trust-krylov"])
+def test_hessian_methods_need_hessian(fw: Framework, method: str) -> None:
+    with pytest.raises(ValueError, match=f"method '{method}' needs the Hessian"):
+        minimize(flat_objective(fw, quad), good_x0(fw), method=method)
+
+
+def test_bad_jac(fw: Framework) -> None:
+    with pytest.raises(ValueError, match="jac must be True, a callable"):
+        minimize(flat_objective(fw, quad), good_x0(fw), jac="5-point")
+
+
+def test_fun_not_callable(fw: Framework) -> None:
+    with pytest.raises(TypeError, match="fun must be callable"):
+        minimize("f", good_x0(fw))
+
+
+def test_unknown_backend() -> None:
+    with pytest.raises(ValueError, match="unknown backend 'mxnet'"):
+        minimize(lambda d: 0.0, {"a": np.zeros(1)}, backend="mxnet")
+
+
+def test_user_exception_propagates_unchanged(fw: Framework) -> None:
+    class Boom(Exception):
+        pass
+
+    def fun(d):
+        raise Boom("from the objective")
+
+    with pytest.raises(Boom, match="from the objective"):
+        minimize(fun, good_x0(fw))
+
+
+@pytest.mark.parametrize("framework", ["torch", "jax", "tensorflow"])
+def test_missing_framework_names_the_extra(framework: str) -> None:
+    code = textwrap.dedent(
+        f"""
+        import sys
+        sys.modules[{framework!r}] = None  # as if it were not installed
+        import numpy as np
+        from dict_minimize.backends import get_backend
+        try:
+            get_backend({framework!r})
+        except ImportError as exc:
+            assert "pip install 'dict_minimize[{framework}]'" in str(exc), exc
+        else:
+            raise SystemExit("no ImportError")
+        try:
+            import dict_minimize.{framework}_api
+        except ImportError as exc:
+            assert "dict_minimize[{framework}]" in str(exc), exc
+        else:
+            raise SystemExit("drop-in imported without the framework")
+        import dict_minimize  # the core and NumPy still work
+        res = dict_minimize.minimize(lambda d: (float(d['x'] @ d['x']), {{'x': 2 * d['x']}}),
+                                     {{'x': np.ones(2)}})
+        assert res.success
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
