@@ -53,15 +53,19 @@ def _round_inward(lb: np.ndarray, ub: np.ndarray, np_dtype: np.dtype | None) -> 
     """Move bounds to values representable in the entry's dtype, inside the interval.
 
     The objective sees ``x`` cast to the entry's dtype; with bounds representable in that dtype,
-    rounding to nearest never takes ``x`` outside them (e.g. ``log(x)`` with ``lb=1e-9`` in float16).
+    rounding to nearest never takes ``x`` outside them (``log(x)`` with ``lb=1e-9`` in float16).
     """
     if np_dtype is None or np_dtype == np.float64:
         return
     try:
         lo = lb.astype(np_dtype)
         hi = ub.astype(np_dtype)
-        lo_up = np.where(lo.astype(np.float64) < lb, np.nextafter(lo, np.asarray(np.inf, np_dtype)), lo)
-        hi_dn = np.where(hi.astype(np.float64) > ub, np.nextafter(hi, np.asarray(-np.inf, np_dtype)), hi)
+        lo_up = np.where(
+            lo.astype(np.float64) < lb, np.nextafter(lo, np.asarray(np.inf, np_dtype)), lo
+        )
+        hi_dn = np.where(
+            hi.astype(np.float64) > ub, np.nextafter(hi, np.asarray(-np.inf, np_dtype)), hi
+        )
     except (TypeError, ValueError):  # dtype without nextafter support: keep float64 bounds
         return
     new_lb, new_ub = lo_up.astype(np.float64), hi_dn.astype(np.float64)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from dict_minimize._errors import FRAMEWORK_NAMES
@@ -42,10 +42,10 @@ def make_dropin(backend: str, example: str) -> Callable[..., OrderedDict]:
 
     def minimize(
         fun: Callable,
-        x0_dict: Mapping[Hashable, Any],
+        x0_dict: Mapping[Any, Any],
         *,
-        lb_dict: Mapping[Hashable, Any] | None = None,
-        ub_dict: Mapping[Hashable, Any] | None = None,
+        lb_dict: Mapping[Any, Any] | None = None,
+        ub_dict: Mapping[Any, Any] | None = None,
         args: Sequence[Any] = (),
         method: str | Callable | None = None,
         tol: float | None = None,

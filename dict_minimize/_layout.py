@@ -31,7 +31,7 @@ def _mapping_factory(x0: Mapping) -> Callable[[Iterable[tuple[Hashable, Any]]], 
         probe = cls(list(x0.items()))  # type: ignore[call-arg]
         if list(probe.keys()) == keys:
             return cls
-    except Exception:  # noqa: S110 - any failure means "this type cannot be built from pairs"
+    except Exception:
         pass
     try:
         template = copy.copy(x0)
@@ -45,7 +45,7 @@ def _mapping_factory(x0: Mapping) -> Callable[[Iterable[tuple[Hashable, Any]]], 
             return out
 
         return build
-    except Exception:  # noqa: S110 - immutable or exotic mapping: fall back to a dict
+    except Exception:
         return dict
 
 
@@ -55,7 +55,8 @@ class Layout:
 
     Example:
         >>> import numpy as np
-        >>> lay = make_layout({"a": np.zeros((2, 3)), "b": np.float32(1.0)})
+        >>> from dict_minimize.backends import get_backend
+        >>> lay = make_layout({"a": np.zeros((2, 3)), "b": np.float32(1.0)}, get_backend("numpy"))
         >>> lay.n, lay.offsets, lay.shapes
         (7, (0, 6, 7), ((2, 3), ()))
     """
@@ -134,9 +135,7 @@ def make_layout(x0: Any, backend: Backend, *, where: str = "x0") -> Layout:
 def values_by_key(d: Any, layout: Layout, *, what: str = "gradient") -> list[Any]:
     """The values of ``d`` in layout order, matched by key (never by position)."""
     if not isinstance(d, Mapping):
-        raise TypeError(
-            f"the {what} must be a dict with the keys of x0; got a {type_name(d)}"
-        )
+        raise TypeError(f"the {what} must be a dict with the keys of x0; got a {type_name(d)}")
     try:
         values = [d[k] for k in layout.keys]
     except KeyError:
@@ -153,15 +152,6 @@ def values_by_key(d: Any, layout: Layout, *, what: str = "gradient") -> list[Any
             f"x0's keys are {fmt_keys(layout.keys)}"
         )
     return values
-
-
-def check_grad_shapes(shapes: Iterable[Any], layout: Layout) -> None:
-    """Compare shapes (any sequence of ints) with the layout's, raising the clear error."""
-    from dict_minimize._errors import grad_shape
-
-    for key, got, expected in zip(layout.keys, shapes, layout.shapes, strict=True):
-        if tuple(got) != expected:
-            raise grad_shape(key, tuple(got), expected)
 
 
 __all__ = ["Layout", "fmt_key", "make_layout", "values_by_key"]

@@ -1,4 +1,4 @@
-"""The one generic driver: dict in, ``scipy.optimize.minimize`` on the flat float64 vector, dict out.
+"""The one generic driver: dict in, SciPy on the flat float64 vector, dict out.
 
 Nothing here imports a framework: every framework-specific step goes through the backend's
 :class:`~dict_minimize._types.Codec`, built once per call from the immutable layout.
@@ -7,7 +7,7 @@ Nothing here imports a framework: every framework-specific step goes through the
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -209,7 +209,9 @@ def _normalize_method(method: Any, has_bounds: bool) -> Any:
 
 def _result(res: Any, layout: Layout, codec: Codec, run: _Run) -> OptimizeResult:
     out = OptimizeResult(res)
-    out["x"] = layout.build(codec.unflatten(np.asarray(res.x, dtype=np.float64), for_objective=False))
+    out["x"] = layout.build(
+        codec.unflatten(np.asarray(res.x, dtype=np.float64), for_objective=False)
+    )
     jac = res.get("jac")
     if "grad" in res and isinstance(jac, list):  # trust-constr: jac holds the constraints'
         out["constr_jac"] = jac
@@ -230,13 +232,13 @@ def _result(res: Any, layout: Layout, codec: Codec, run: _Run) -> OptimizeResult
 
 def minimize(
     fun: Callable,
-    x0: Mapping[Hashable, Any],
+    x0: Mapping[Any, Any],
     *,
     args: Any = (),
     method: str | Callable | None = None,
     jac: bool | str | Callable | None = True,
-    lb_dict: Mapping[Hashable, Any] | None = None,
-    ub_dict: Mapping[Hashable, Any] | None = None,
+    lb_dict: Mapping[Any, Any] | None = None,
+    ub_dict: Mapping[Any, Any] | None = None,
     tol: float | None = None,
     callback: Callable | None = None,
     options: Mapping[str, Any] | None = None,
@@ -339,6 +341,8 @@ def minimize(
     track_x = callback is not None and (_wants_result(callback) or name not in _SCIPY_STOPS)
     run = _Run(fun, args, layout, codec, pair=pair, jac=user_jac, track_x=track_x)
 
+    fun_flat: Callable[[np.ndarray], Any]
+    jac_flat: Any
     if name in GRADIENT_FREE:
         fun_flat, jac_flat = run.value, None
     elif jac is True:

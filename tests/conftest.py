@@ -1,4 +1,4 @@
-"""The ``fw`` fixture: every shared behaviour is written once and runs on each installed framework."""
+"""The ``fw`` fixture: shared behaviour written once, run on every installed framework."""
 
 from __future__ import annotations
 
@@ -52,7 +52,9 @@ def _torch() -> Framework:
 
     return Framework(
         "torch",
-        lambda a, dtype="float64": torch.tensor(np.asarray(a, dtype=np.float64), dtype=getattr(torch, dtype)),
+        lambda a, dtype="float64": torch.tensor(
+            np.asarray(a, dtype=np.float64), dtype=getattr(torch, dtype)
+        ),
         lambda t: t.detach().to(torch.float64).cpu().numpy(),
         lambda t: str(t.dtype).removeprefix("torch."),
         lambda t: isinstance(t, torch.Tensor),
@@ -66,7 +68,9 @@ def _jax() -> Framework:
 
     return Framework(
         "jax",
-        lambda a, dtype="float64": jnp.asarray(np.asarray(a, dtype=np.float64).astype(jnp.dtype(dtype))),
+        lambda a, dtype="float64": jnp.asarray(
+            np.asarray(a, dtype=np.float64).astype(jnp.dtype(dtype))
+        ),
         lambda t: np.asarray(t).astype(np.float64),
         lambda t: np.dtype(t.dtype).name,
         lambda t: isinstance(t, jax.Array),
@@ -79,7 +83,9 @@ def _tensorflow() -> Framework:
 
     return Framework(
         "tensorflow",
-        lambda a, dtype="float64": tf.constant(np.asarray(a, dtype=np.float64), dtype=getattr(tf, dtype)),
+        lambda a, dtype="float64": tf.constant(
+            np.asarray(a, dtype=np.float64), dtype=getattr(tf, dtype)
+        ),
         lambda t: tf.cast(t, tf.float64).numpy(),
         lambda t: t.dtype.name,
         lambda t: isinstance(t, tf.Tensor),

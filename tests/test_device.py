@@ -16,7 +16,9 @@ def test_cuda_tensors_stay_on_their_device(dtype) -> None:
     from dict_minimize import minimize
 
     dev = torch.device("cuda")
-    x0 = OrderedDict(a=torch.zeros(3, device=dev, dtype=dtype), b=torch.ones(2, 2, device=dev, dtype=dtype))
+    x0 = OrderedDict(
+        a=torch.zeros(3, device=dev, dtype=dtype), b=torch.ones(2, 2, device=dev, dtype=dtype)
+    )
     seen = set()
 
     def fun(d):

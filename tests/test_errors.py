@@ -159,8 +159,11 @@ def test_single_value_where_pair_expected(fw: Framework) -> None:
 
 def test_complex_value(fw: Framework) -> None:
     with pytest.raises(TypeError, match="complex"):
-        minimize(lambda d: (np.complex128(1 + 1j), {"w": d["w"], "b": d["b"]}), good_x0(fw),
-                 method="L-BFGS-B")
+        minimize(
+            lambda d: (np.complex128(1 + 1j), {"w": d["w"], "b": d["b"]}),
+            good_x0(fw),
+            method="L-BFGS-B",
+        )
 
 
 def test_bound_for_unknown_key(fw: Framework) -> None:
@@ -175,8 +178,12 @@ def test_bound_wrong_shape(fw: Framework) -> None:
 
 def test_lb_greater_than_ub(fw: Framework) -> None:
     with pytest.raises(ValueError, match=r"lb_dict\['w'\] > ub_dict\['w'\] at index \(0, 1\)"):
-        minimize(flat_objective(fw, quad), good_x0(fw),
-                 lb_dict={"w": np.array([[0.0, 2.0]])}, ub_dict={"w": 1.0})
+        minimize(
+            flat_objective(fw, quad),
+            good_x0(fw),
+            lb_dict={"w": np.array([[0.0, 2.0]])},
+            ub_dict={"w": 1.0},
+        )
 
 
 def test_nan_in_bound(fw: Framework) -> None:

@@ -134,8 +134,12 @@ def test_bounds_respected_in_result(fw: Framework) -> None:
         return float(np.sum((x - 3.0) ** 2)), 2 * (x - 3.0)
 
     x0 = {"a": fw.tensor([0.0, 0.0]), "b": fw.tensor(0.0), "c": fw.tensor([[0.0]])}
-    res = minimize(flat_objective(fw, obj), x0, lb_dict={"a": -1.0},
-                   ub_dict={"a": np.array([1.0, 2.0]), "b": None, "c": fw.tensor([[0.5]])})
+    res = minimize(
+        flat_objective(fw, obj),
+        x0,
+        lb_dict={"a": -1.0},
+        ub_dict={"a": np.array([1.0, 2.0]), "b": None, "c": fw.tensor([[0.5]])},
+    )
     np.testing.assert_allclose(fw.to_numpy(res.x["a"]), [1.0, 2.0])
     np.testing.assert_allclose(fw.to_numpy(res.x["b"]), 3.0, atol=1e-6)
     np.testing.assert_allclose(fw.to_numpy(res.x["c"]), [[0.5]])
@@ -157,5 +161,5 @@ def test_bounds_rounded_inward_for_low_precision(fw: Framework, dtype: str) -> N
         return base(d)
 
     res = minimize(fun, {"x": fw.tensor([0.2, 0.2], dtype)}, lb_dict={"x": lo}, ub_dict={"x": hi})
-    allx = np.concatenate(seen + [fw.to_numpy(res.x["x"])])
+    allx = np.concatenate([*seen, fw.to_numpy(res.x["x"])])
     assert allx.min() >= lo and allx.max() <= hi

@@ -107,8 +107,12 @@ def test_zero_d_and_empty_entries(fw: Framework) -> None:
 
 @pytest.mark.parametrize(
     "make",
-    [dict, OrderedDict, lambda items: MappingProxyType(dict(items)),
-     lambda items: defaultdict(list, items)],
+    [
+        dict,
+        OrderedDict,
+        lambda items: MappingProxyType(dict(items)),
+        lambda items: defaultdict(list, items),
+    ],
     ids=["dict", "OrderedDict", "MappingProxyType", "defaultdict"],
 )
 def test_mapping_types_and_hashable_keys(fw: Framework, make) -> None:
@@ -185,8 +189,13 @@ def test_stop_iteration_stops_cleanly(fw: Framework, method: str) -> None:
     x0 = {"x": fw.tensor(np.linspace(-1.0, 1.0, 5)), "y": fw.tensor([[3.0, -2.0]])}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        res = minimize(flat_objective(fw, quadratic), x0, method=method, callback=callback,
-                       options=_long(method))
+        res = minimize(
+            flat_objective(fw, quadratic),
+            x0,
+            method=method,
+            callback=callback,
+            options=_long(method),
+        )
     assert len(n_calls) == 2, "the run continued after StopIteration"
     assert not res.success
     assert "StopIteration" in res.message or "callback" in res.message.lower()

@@ -29,11 +29,17 @@ def test_same_iterates_and_nfev_as_scipy(fw: Framework, method: str) -> None:
     ref_iterates: list[np.ndarray] = []
     ours_iterates: list[np.ndarray] = []
     ref = scipy.optimize.minimize(
-        rosen_pair, flat0, jac=True, method=method, bounds=bounds if bounded else None,
+        rosen_pair,
+        flat0,
+        jac=True,
+        method=method,
+        bounds=bounds if bounded else None,
         callback=lambda xk, *_: ref_iterates.append(np.copy(getattr(xk, "x", xk))),
     )
     ours = minimize(
-        flat_objective(fw, rosen_pair), x0, method=method,
+        flat_objective(fw, rosen_pair),
+        x0,
+        method=method,
         lb_dict={"a": -1.5, "b": -1.5} if bounded else None,
         ub_dict={"a": 2.0, "b": np.full(4, 2.0)} if bounded else None,
         callback=lambda d: ours_iterates.append(

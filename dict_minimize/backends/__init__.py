@@ -51,15 +51,15 @@ def get_backend(name: str) -> Backend:
 def _owner(value: Any) -> str | None:
     """Name of the backend whose framework made ``value``, looking only at imported frameworks."""
     for name in ("torch", "jax", "tensorflow"):
-        if FRAMEWORK_MODULES[name] in sys.modules and sys.modules[FRAMEWORK_MODULES[name]]:
-            if get_backend(name).owns(value):
-                return name
+        module = FRAMEWORK_MODULES[name]
+        if sys.modules.get(module) is not None and get_backend(name).owns(value):
+            return name
     if get_backend("numpy").owns(value):
         return "numpy"
     return None
 
 
-def detect(x0: Mapping[Hashable, Any], where: str = "x0") -> Backend:
+def detect(x0: Mapping[Any, Any], where: str = "x0") -> Backend:
     """The backend that owns every entry of ``x0``; a clear error for mixed or unknown kinds."""
     owners: dict[str, Hashable] = {}
     for key, value in x0.items():
