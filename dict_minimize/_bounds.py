@@ -23,8 +23,11 @@ def _bound_array(
 ) -> np.ndarray | float:
     if value is None:
         return fill
-    if isinstance(value, bool):
-        raise TypeError(f"{which}[{fmt_key(key)}] is a bool; expected a number or an array")
+    if isinstance(value, (bool, str, bytes)):
+        raise TypeError(
+            f"{which}[{fmt_key(key)}] is a {type_name(value)}; expected a number, None, or an "
+            f"array of shape {fmt_shape(shape)}"
+        )
     try:
         if isinstance(value, (int, float, np.ndarray, np.generic)):
             arr = np.asarray(value, dtype=np.float64)

@@ -19,7 +19,8 @@ Args:
     fun: ``fun(x_dict, *args) -> (value, grad_dict)``; ``grad_dict`` has the keys and shapes of
         ``x0_dict`` (any key order).
     x0_dict: the starting point, a dict (or OrderedDict) of {name} tensors.
-    lb_dict, ub_dict: optional per-key bounds (any subset of keys; scalars broadcast).
+    lb_dict: optional per-key lower bounds (any subset of keys; scalars broadcast).
+    ub_dict: optional per-key upper bounds, the same way.
     args: extra positional arguments for ``fun``.
     method: any ``scipy.optimize.minimize`` method name.
     tol: tolerance for termination.
@@ -28,7 +29,7 @@ Args:
     options: solver options, passed to SciPy.
 
 Returns:
-    An ``OrderedDict`` with the keys, order, tensor type, dtype, shape and device of
+    OrderedDict: the solution, with the keys, order, tensor type, dtype, shape and device of
     ``x0_dict``. Use :func:`dict_minimize.minimize` to also get ``fun``, ``nit``, ``success``...
 
 Example:

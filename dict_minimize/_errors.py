@@ -9,6 +9,13 @@ from typing import Any
 EXTRAS = {"torch": "torch", "jax": "jax", "tensorflow": "tensorflow", "numpy": None}
 #: how each framework is called in messages.
 FRAMEWORK_NAMES = {"numpy": "NumPy", "torch": "PyTorch", "jax": "JAX", "tensorflow": "TensorFlow"}
+#: what one entry of each framework is called in messages.
+TENSOR_NAMES = {
+    "numpy": "NumPy array",
+    "torch": "PyTorch tensor",
+    "jax": "JAX array",
+    "tensorflow": "TensorFlow tensor",
+}
 
 
 def type_name(obj: Any) -> str:
@@ -48,8 +55,9 @@ def missing_framework(backend: str) -> ImportError:
 
 
 def not_floating(where: str, key: Hashable, dtype: Any) -> TypeError:
+    what = f"gradient for {fmt_key(key)}" if where == "gradient" else f"{where}[{fmt_key(key)}]"
     return TypeError(
-        f"{where}[{fmt_key(key)}] has dtype {dtype}; expected a real floating dtype "
+        f"{what} has dtype {dtype}; expected a real floating dtype "
         "(float16, bfloat16, float32 or float64). Cast it, e.g. x.astype(float) / x.float()."
     )
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from dict_minimize._errors import FRAMEWORK_NAMES, fmt_key, fmt_keys, type_name
+from dict_minimize._errors import TENSOR_NAMES, fmt_key, fmt_keys, type_name
 
 if TYPE_CHECKING:
     from dict_minimize._types import Backend
@@ -108,7 +108,7 @@ def make_layout(x0: Any, backend: Backend, *, where: str = "x0") -> Layout:
         if not backend.owns(x0[k]):
             raise TypeError(
                 f"{where}[{fmt_key(k)}] is a {type_name(x0[k])}; expected a "
-                f"{FRAMEWORK_NAMES[backend.name]} tensor, like every entry of {where} "
+                f"{TENSOR_NAMES[backend.name]}, like every entry of {where} "
                 f"(backend {backend.name!r})"
             )
     infos = [backend.describe(k, x0[k]) for k in keys]

@@ -40,6 +40,10 @@ METHODS = (
 )
 #: methods that use only the objective's value
 GRADIENT_FREE = frozenset({"nelder-mead", "powell", "cobyla", "cobyqa"})
+#: methods that honour bounds
+BOUNDED = frozenset(
+    {"nelder-mead", "powell", "l-bfgs-b", "tnc", "cobyla", "cobyqa", "slsqp", "trust-constr"}
+)
 #: methods that cannot run without second-order information
 NEEDS_HESS = frozenset({"dogleg", "trust-exact"})
 NEEDS_HESS_OR_HESSP = frozenset({"trust-ncg", "trust-krylov"})
@@ -59,11 +63,16 @@ class OptimizeResult(scipy.optimize.OptimizeResult):
             device as ``x0``.
         jac: the gradient at ``x`` in the same form, or None for methods that do not use one.
         fun: the objective at ``x`` (a float).
-        nfev, njev, nit: evaluation and iteration counts.
-        success, status, message: how the run ended, as SciPy reports it.
+        nfev: number of objective evaluations.
+        njev: number of gradient evaluations.
+        nit: number of iterations.
+        success: whether SciPy reports success.
+        status: SciPy's termination code (99: a callback raised ``StopIteration``).
+        message: SciPy's description of the termination.
 
     Every other field SciPy returns (``hess_inv``, ``maxcv``, ...) is kept unchanged, on the
-    flat float64 vector in the layout's order.
+    flat float64 vector in the layout's order. For trust-constr, SciPy's list of constraint
+    Jacobians moves from ``jac`` to ``constr_jac``, and ``jac`` holds the objective's gradient.
 
     Example:
         >>> import numpy as np
@@ -145,7 +154,7 @@ class _Run:
         """jac(x_dict) -> grad_dict, as a float64 vector."""
         assert self.jac is not None  # only installed when the user gave a callable
         out = self.jac(self._x_dict(x, True), *self.args)
-        _, g = self.codec.flatten(None, values_by_key(out, self.layout, what="jac's result"))
+        _, g = self.codec.flatten(None, values_by_key(out, self.layout, what="result of jac"))
         self.njev += 1
         return g
 
@@ -265,9 +274,9 @@ def minimize(
         jac: ``True``: ``fun`` returns the gradient too; a callable ``jac(x_dict, *args) ->
             grad_dict``; ``'2-point'``, ``'3-point'`` or ``'cs'``: SciPy's finite differences on
             the flat vector; ``None``/``False``: SciPy's default for the method.
-        lb_dict, ub_dict: lower and upper bounds, each optional, naming any subset of the keys.
-            A value may be a scalar (broadcast), an array or tensor of the key's shape, None or
-            +-inf.
+        lb_dict: lower bounds, optional, naming any subset of the keys. A value may be a scalar
+            (broadcast), an array or tensor of the key's shape, None or -inf (unbounded).
+        ub_dict: upper bounds, the same way (None or +inf: unbounded).
         tol: tolerance for termination, as in SciPy.
         callback: ``callback(x_dict)`` after each iteration, or
             ``callback(intermediate_result)`` (SciPy's form: ``.x`` is the dict, ``.fun`` the
@@ -277,8 +286,8 @@ def minimize(
             detected from ``x0`` by default.
 
     Returns:
-        An :class:`OptimizeResult`: ``x`` and ``jac`` are dicts like ``x0``; ``fun`` is a float;
-        ``nfev``, ``njev``, ``nit``, ``status``, ``success`` and ``message`` as in SciPy.
+        OptimizeResult: ``x`` and ``jac`` are dicts like ``x0``; ``fun`` is a float; ``nfev``,
+            ``njev``, ``nit``, ``status``, ``success`` and ``message`` as in SciPy.
 
     Raises:
         TypeError, ValueError: for malformed input, with a message naming the key.
@@ -318,6 +327,11 @@ def minimize(
     meth = _normalize_method(method, bounds is not None)
     name = meth if isinstance(meth, str) else "_custom"
 
+    if bounds is not None and isinstance(meth, str) and meth not in BOUNDED:
+        raise ValueError(
+            f"method {method!r} cannot handle bounds (SciPy would ignore them); use one of "
+            f"{', '.join(sorted(BOUNDED))}, or drop lb_dict/ub_dict"
+        )
     if name in NEEDS_HESS or name in NEEDS_HESS_OR_HESSP:
         raise ValueError(
             f"method {method!r} needs the Hessian (hess"
@@ -356,6 +370,12 @@ def minimize(
     _, x0_flat = codec.flatten(None, [x0[k] for k in layout.keys])
 
     scipy_callback = None if callback is None else _wrap_callback(callback, run, name)
+    options = None if options is None else dict(options)
+    report = False
+    if name == "l-bfgs-b" and options is not None:
+        # SciPy >= 1.17 deprecates (and 1.18 removes) L-BFGS-B's disp/iprint, which the
+        # original package's README uses: honour the request with a summary of our own.
+        report = bool(options.pop("disp", False)) | (int(options.pop("iprint", -1)) >= 0)
     try:
         res = scipy.optimize.minimize(
             fun_flat,
@@ -365,7 +385,7 @@ def minimize(
             bounds=bounds,
             tol=tol,
             callback=scipy_callback,
-            options=None if options is None else dict(options),
+            options=options,
         )
     except _Halt:
         assert run.stopped is not None
@@ -382,4 +402,7 @@ def minimize(
             njev=run.njev,
             nit=run.nit,
         )
-    return _result(res, layout, codec, run)
+    out = _result(res, layout, codec, run)
+    if report:
+        print(f"{out.message}\n  fun: {out.fun}  nit: {out.nit}  nfev: {out.nfev}")
+    return out

@@ -43,7 +43,7 @@ class Codec(NamedTuple):
     ``unflatten(vec, for_objective=...)`` turns SciPy's float64 vector into one tensor per key
     (in layout order) with each entry's dtype, shape and device; ``for_objective=True`` gives
     what the objective sees (PyTorch: leaves that require grad), ``False`` what results and
-    callbacks hold (PyTorch: ``requires_grad`` as in ``x0``).
+    callbacks hold (PyTorch: plain tensors that do not require grad).
 
     ``flatten(value, grads)`` validates the gradients (a list in layout order), concatenates them
     and returns ``(value, float64 vector)``; ``value`` comes back unconverted unless the backend

@@ -14,13 +14,16 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
-PAGES = sorted(DOCS.rglob("*.md"))
+#: the docs pages, and the README, whose examples must run too
+PAGES = [*sorted(DOCS.rglob("*.md")), ROOT / "README.md"]
 #: pages made only of mkdocstrings directives
 NO_EXAMPLES = {"api.md"}
 
@@ -68,7 +71,7 @@ def missing_modules(code: str) -> list[str]:
 
 
 def page_id(page: Path) -> str:
-    return page.relative_to(DOCS).as_posix()
+    return page.relative_to(DOCS).as_posix() if page.is_relative_to(DOCS) else page.name
 
 
 def test_docs_exist() -> None:
@@ -94,17 +97,11 @@ def test_page_has_examples(page: Path) -> None:
     assert blocks(page), f"{page_id(page)} has no ```python example"
 
 
-@pytest.mark.parametrize("page", PAGES, ids=page_id)
-def test_examples_run(page: Path) -> None:
-    found = blocks(page)
-    if not found:
-        pytest.skip("no python blocks")
-    missing = missing_modules("".join(code for _, code in found))
-    if missing:
-        pytest.skip(f"not installed: {', '.join(missing)}")
+def run_page(page: Path) -> subprocess.CompletedProcess[str]:
+    """Run every ```python block of ``page``, in order, in one fresh interpreter."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONWARNINGS="")
-    payload = json.dumps([[str(page), line, code] for line, code in found])
-    proc = subprocess.run(
+    payload = json.dumps([[str(page), line, code] for line, code in blocks(page)])
+    return subprocess.run(
         [sys.executable, "-c", RUNNER],
         input=payload,
         capture_output=True,
@@ -113,6 +110,42 @@ def test_examples_run(page: Path) -> None:
         env=env,
         timeout=300,
     )
+
+
+def skip_reason(page: Path) -> str | None:
+    """Why ``page``'s examples cannot run here, or None."""
+    found = blocks(page)
+    if not found:
+        return "no python blocks"
+    missing = missing_modules("".join(code for _, code in found))
+    return f"not installed: {', '.join(missing)}" if missing else None
+
+
+@pytest.fixture(scope="module")
+def page_runs(request: pytest.FixtureRequest) -> Iterator[dict[Path, Future]]:
+    """Start the selected pages' subprocesses together: most of their time is imports."""
+    selected = {
+        item.callspec.params["page"]
+        for item in request.session.items
+        if getattr(item, "originalname", None) == "test_examples_run"
+    }
+    pool = ThreadPoolExecutor(max_workers=max(2, min(4, os.cpu_count() or 1)))
+    try:
+        yield {
+            page: pool.submit(run_page, page)
+            for page in PAGES
+            if page in selected and skip_reason(page) is None
+        }
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+@pytest.mark.parametrize("page", PAGES, ids=page_id)
+def test_examples_run(page: Path, page_runs: dict[Path, Future]) -> None:
+    reason = skip_reason(page)
+    if reason is not None:
+        pytest.skip(reason)
+    proc = page_runs[page].result() if page in page_runs else run_page(page)
     assert proc.returncode == 0, (
         f"examples of {page_id(page)} failed:\n{proc.stderr[-6000:]}\n{proc.stdout[-2000:]}"
     )

@@ -102,7 +102,7 @@ def test_gradient_wrong_shape(fw: Framework) -> None:
 
 def test_gradient_not_floating(fw: Framework) -> None:
     fun = grad_returning(fw, lambda d: {"w": d["w"], "b": _int_scalar(fw)})
-    with pytest.raises(TypeError, match=r"gradient\['b'\] has dtype .*floating"):
+    with pytest.raises(TypeError, match=r"gradient for 'b' has dtype .*floating"):
         minimize(fun, good_x0(fw))
 
 

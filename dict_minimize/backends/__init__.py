@@ -12,7 +12,7 @@ from collections.abc import Hashable, Mapping
 from typing import Any
 
 from dict_minimize._errors import (
-    FRAMEWORK_NAMES,
+    TENSOR_NAMES,
     fmt_key,
     missing_framework,
     type_name,
@@ -73,7 +73,7 @@ def detect(x0: Mapping[Any, Any], where: str = "x0") -> Backend:
         owners.setdefault(owner, key)
     if len(owners) > 1:
         parts = ", ".join(
-            f"{where}[{fmt_key(k)}] is a {FRAMEWORK_NAMES[o]} tensor" for o, k in owners.items()
+            f"{where}[{fmt_key(k)}] is a {TENSOR_NAMES[o]}" for o, k in owners.items()
         )
         raise TypeError(
             f"{where} mixes frameworks: {parts}. All entries must come from one framework."
