@@ -273,3 +273,9 @@ def test_missing_framework_names_the_extra(framework: str) -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("method", ["BFGS", "CG", "Newton-CG"])
+def test_bounds_with_method_that_ignores_them(fw: Framework, method: str) -> None:
+    with pytest.raises(ValueError, match=f"method '{method}' cannot handle bounds"):
+        minimize(flat_objective(fw, quad), good_x0(fw), method=method, lb_dict={"b": 0.0})

@@ -279,3 +279,12 @@ def test_generic_api_public_surface() -> None:
         if callable(obj):
             assert obj.__doc__ and ">>>" in obj.__doc__, name
     assert dict_minimize.__version__.count(".") == 2
+
+
+def test_lbfgsb_disp_prints_summary_without_deprecation(fw: Framework, capsys) -> None:
+    # the original README passes options={"disp": True}; SciPy 1.17 deprecates it for L-BFGS-B
+    res = minimize(
+        flat_objective(fw, quadratic), make_x0(fw), method="L-BFGS-B", options={"disp": True}
+    )
+    out = capsys.readouterr().out
+    assert res.message in out and f"nit: {res.nit}" in out
