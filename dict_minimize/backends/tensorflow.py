@@ -44,21 +44,11 @@ def make_codec(layout: Layout) -> Codec:
     n = layout.n
     device = devices[0] if all(d == devices[0] for d in devices) else None
 
-    def _make(vec: np.ndarray) -> list[tf.Tensor]:
-        return [
-            tf.constant(vec[a:b].astype(dt).reshape(s))
-            for a, b, dt, s in zip(offsets[:-1], offsets[1:], np_dtypes, shapes, strict=True)
-        ]
-
     def unflatten(vec: np.ndarray, *, for_objective: bool) -> list[tf.Tensor]:
-        if device is not None:
-            with tf.device(device):
-                return _make(vec)
         out = []
-        for i, dev in enumerate(devices):
-            with tf.device(dev):
-                a, b = offsets[i], offsets[i + 1]
-                out.append(tf.constant(vec[a:b].astype(np_dtypes[i]).reshape(shapes[i])))
+        for i, (dt, s, dev) in enumerate(zip(np_dtypes, shapes, devices, strict=True)):
+            with tf.device(device if device is not None else dev):
+                out.append(tf.constant(vec[offsets[i] : offsets[i + 1]].astype(dt).reshape(s)))
         return out
 
     def flatten(value: Any, grads: Sequence[Any]) -> tuple[Any, np.ndarray]:
