@@ -54,11 +54,63 @@ class Codec(NamedTuple):
     flatten: Flatten
 
 
+class ScalarAD(Protocol):
+    """Exact derivatives of a scalar objective of the dict, on SciPy's flat float64 vector.
+
+    Built by a backend's ``scalar_ad(layout, codec, fun, args, jit=..., second_order=...)`` for
+    ``jac='autodiff'``. ``fun(x_dict, *args)`` returns only the value (a scalar tensor of the
+    framework, computed from ``x_dict``).
+
+    - ``value_and_grad(x) -> (float, (n,) float64)``: one forward and one backward pass.
+    - ``hvp(x, p) -> (n,) float64``: the exact Hessian-vector product at ``x``. With
+      ``second_order=True`` the backend keeps what it needs from the last ``value_and_grad`` so
+      that products at that same ``x`` do not call ``fun`` again.
+    - ``hess(x) -> (n, n) float64``: the dense Hessian (symmetric), the same reuse.
+    - ``fun_calls``: how many times the user's ``fun`` ran (Python calls; traces under jit).
+    """
+
+    fun_calls: int
+
+    def value_and_grad(self, x: FloatVector) -> tuple[float, FloatVector]: ...
+
+    def hvp(self, x: FloatVector, p: FloatVector) -> FloatVector: ...
+
+    def hess(self, x: FloatVector) -> FloatVector: ...
+
+
+class VectorAD(Protocol):
+    """Exact derivatives of a vector-valued function of the dict (a constraint).
+
+    Built by a backend's ``vector_ad(layout, codec, cfun, args, jit=...)``. ``cfun(x_dict,
+    *args)`` returns a tensor of any shape (a scalar included), flattened to ``m`` values.
+
+    - ``value(x) -> (m,) float64``
+    - ``jacobian(x) -> (m, n) float64``, columns in the layout's order.
+    - ``vhp(x, v, p) -> (n,) float64``: ``(sum_i v[i] * Hessian(c_i)(x)) @ p``, the constraint's
+      term of the Lagrangian Hessian as trust-constr asks for it.
+    - ``fun_calls``: how many times ``cfun`` ran.
+    """
+
+    fun_calls: int
+
+    def value(self, x: FloatVector) -> FloatVector: ...
+
+    def jacobian(self, x: FloatVector) -> FloatVector: ...
+
+    def vhp(self, x: FloatVector, v: FloatVector, p: FloatVector) -> FloatVector: ...
+
+
 class Backend(NamedTuple):
-    """The record that adapts one framework to the core."""
+    """The record that adapts one framework to the core.
+
+    ``scalar_ad`` and ``vector_ad`` build the automatic-differentiation objects
+    (:class:`ScalarAD`, :class:`VectorAD`); None for a framework without autodiff (NumPy).
+    """
 
     name: str
     owns: Callable[[Any], bool]
     describe: Callable[[Hashable, Any], EntryInfo]
     make_codec: Callable[[Layout], Codec]
     to_numpy: Callable[[Any], np.ndarray]
+    scalar_ad: Callable[..., ScalarAD] | None = None
+    vector_ad: Callable[..., VectorAD] | None = None
