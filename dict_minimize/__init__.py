@@ -11,7 +11,18 @@ Example:
     True
 """
 
-from dict_minimize._minimize import METHODS, OptimizeResult, minimize
+from dict_minimize._constraints import LinearConstraint, NonlinearConstraint
+from dict_minimize._minimize import METHODS, OptimizeResult, PrecisionWarning, minimize
+from dict_minimize._objective import NonFiniteError
 from dict_minimize._version import __version__
 
-__all__ = ["METHODS", "OptimizeResult", "__version__", "minimize"]
+__all__ = [
+    "METHODS",
+    "LinearConstraint",
+    "NonFiniteError",
+    "NonlinearConstraint",
+    "OptimizeResult",
+    "PrecisionWarning",
+    "__version__",
+    "minimize",
+]

@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from dict_minimize._errors import FRAMEWORK_NAMES
-from dict_minimize._minimize import minimize as _generic_minimize
+from dict_minimize._minimize import solve
 from dict_minimize.backends import get_backend
 
 _DOC = """Minimize ``fun`` over a dict of {name} tensors: the original ``dict_minimize`` API.
@@ -32,6 +32,10 @@ Returns:
     OrderedDict: the solution, with the keys, order, tensor type, dtype, shape and device of
     ``x0_dict``. Use :func:`dict_minimize.minimize` to also get ``fun``, ``nit``, ``success``...
 
+Raises:
+    KeyboardInterrupt: Ctrl-C still stops the script; the best point seen so far is attached
+        as ``exc.dict_minimize_result`` (its ``.x`` is the dict), so nothing is lost.
+
 Example:
 {example}
 """
@@ -53,18 +57,24 @@ def make_dropin(backend: str, example: str) -> Callable[..., OrderedDict]:
         callback: Callable | None = None,
         options: Mapping[str, Any] | None = None,
     ) -> OrderedDict:
-        res = _generic_minimize(
+        res = solve(
             fun,
             x0_dict,
             args=tuple(args) if isinstance(args, (list, tuple)) else args,
             method=method,
             jac=True,
+            hess=None,
+            hessp=None,
+            constraints=(),
             lb_dict=lb_dict,
             ub_dict=ub_dict,
             tol=tol,
             callback=callback,
             options=options,
             backend=backend,
+            jit=None,
+            nonfinite="inf",
+            interrupt="raise",
         )
         return OrderedDict(res.x.items())
 

@@ -6,7 +6,10 @@ Nothing here imports a framework: every framework-specific step goes through the
 
 from __future__ import annotations
 
+import contextlib
 import inspect
+import math
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -14,11 +17,12 @@ import numpy as np
 import scipy.optimize
 
 from dict_minimize._bounds import make_bounds
-from dict_minimize._errors import type_name
-from dict_minimize._layout import Layout, make_layout, values_by_key
+from dict_minimize._constraints import CONSTRAINED, make_constraints
+from dict_minimize._errors import fmt_keys, type_name
+from dict_minimize._layout import Layout, make_layout
+from dict_minimize._objective import Mode, Objective
 from dict_minimize._types import Codec
 from dict_minimize.backends import detect, get_backend
-from dict_minimize.backends._common import scalar_to_float
 
 #: every method name ``scipy.optimize.minimize`` accepts (lower case)
 METHODS = (
@@ -44,9 +48,16 @@ GRADIENT_FREE = frozenset({"nelder-mead", "powell", "cobyla", "cobyqa"})
 BOUNDED = frozenset(
     {"nelder-mead", "powell", "l-bfgs-b", "tnc", "cobyla", "cobyqa", "slsqp", "trust-constr"}
 )
+#: methods that take a Hessian (``hess``) / a Hessian-vector product (``hessp``)
+TAKES_HESS = frozenset(
+    {"newton-cg", "dogleg", "trust-ncg", "trust-krylov", "trust-exact", "trust-constr"}
+)
+TAKES_HESSP = frozenset({"newton-cg", "trust-ncg", "trust-krylov", "trust-constr"})
 #: methods that cannot run without second-order information
 NEEDS_HESS = frozenset({"dogleg", "trust-exact"})
 NEEDS_HESS_OR_HESSP = frozenset({"trust-ncg", "trust-krylov"})
+#: the largest dense Hessian (bytes of float64) the driver builds
+MAX_DENSE_HESSIAN_BYTES = 2**30
 #: SciPy's finite-difference strategies for ``jac``
 FD_STRATEGIES = ("2-point", "3-point", "cs")
 #: methods whose SciPy implementation itself stops cleanly on StopIteration from a callback;
@@ -84,84 +95,18 @@ class OptimizeResult(scipy.optimize.OptimizeResult):
     """
 
 
+class PrecisionWarning(UserWarning):
+    """A run that low-precision (float16/bfloat16/float32) parameters have likely spoiled.
+
+    Example:
+        >>> import warnings
+        >>> from dict_minimize import PrecisionWarning
+        >>> warnings.simplefilter("error", PrecisionWarning)  # make the traps fatal
+    """
+
+
 class _Halt(Exception):
     """Raised through SciPy to stop a run whose method does not honour StopIteration."""
-
-
-def _is_pair(out: Any) -> bool:
-    return isinstance(out, (tuple, list)) and len(out) == 2
-
-
-class _Run:
-    """Per-call state: the flat functions SciPy calls, counters, and the last point seen."""
-
-    def __init__(
-        self,
-        fun: Callable,
-        args: tuple,
-        layout: Layout,
-        codec: Codec,
-        *,
-        pair: bool,
-        jac: Callable | None,
-        track_x: bool,
-    ) -> None:
-        self.fun, self.args, self.layout, self.codec = fun, args, layout, codec
-        self.pair, self.jac, self.track_x = pair, jac, track_x
-        self.nfev = 0
-        self.njev = 0
-        self.nit = 0
-        self.last: tuple[np.ndarray, float] | None = None
-        self.stopped: tuple[np.ndarray, float | None] | None = None
-
-    def _x_dict(self, x: np.ndarray, for_objective: bool) -> Mapping:
-        return self.layout.build(self.codec.unflatten(x, for_objective=for_objective))
-
-    def _remember(self, x: np.ndarray, f: float) -> None:
-        if self.track_x:
-            self.last = (x.copy(), f)
-
-    def value_and_grad(self, x: np.ndarray) -> tuple[float, np.ndarray]:
-        """fun(x_dict) -> (value, grad_dict), as (float, float64 vector) for SciPy."""
-        out = self.fun(self._x_dict(x, True), *self.args)
-        if not _is_pair(out):
-            raise TypeError(
-                f"with jac=True, fun must return (value, grad_dict); it returned a single "
-                f"{type_name(out)}. Return the gradient dict too (e.g. from torch.autograd.grad "
-                "or jax.value_and_grad), pass jac=<callable returning the gradient dict>, or "
-                "jac='2-point' for finite differences."
-            )
-        value, grad = out
-        value, g = self.codec.flatten(value, values_by_key(grad, self.layout))
-        f = value if type(value) is float else scalar_to_float(value)
-        self.nfev += 1
-        self.njev += 1
-        self._remember(x, f)
-        return f, g
-
-    def value(self, x: np.ndarray) -> float:
-        """fun(x_dict) -> value (a (value, grad) pair is accepted when jac=True)."""
-        # a (value, grad) objective differentiates its inputs, so they must require grad
-        out = self.fun(self._x_dict(x, self.pair), *self.args)
-        if self.pair and _is_pair(out):
-            out = out[0]
-        f = scalar_to_float(out)
-        self.nfev += 1
-        self._remember(x, f)
-        return f
-
-    def grad(self, x: np.ndarray) -> np.ndarray:
-        """jac(x_dict) -> grad_dict, as a float64 vector."""
-        assert self.jac is not None  # only installed when the user gave a callable
-        out = self.jac(self._x_dict(x, True), *self.args)
-        _, g = self.codec.flatten(None, values_by_key(out, self.layout, what="result of jac"))
-        self.njev += 1
-        return g
-
-    def f_at(self, x: np.ndarray) -> float | None:
-        if self.last is not None and np.array_equal(self.last[0], x):
-            return self.last[1]
-        return None
 
 
 def _wants_result(callback: Callable) -> bool:
@@ -172,7 +117,7 @@ def _wants_result(callback: Callable) -> bool:
         return False
 
 
-def _wrap_callback(callback: Callable, run: _Run, meth: str) -> Callable:
+def _wrap_callback(callback: Callable, run: Objective, meth: str) -> Callable:
     takes_result = _wants_result(callback)
 
     def scipy_callback(intermediate_result: Any) -> Any:
@@ -184,7 +129,7 @@ def _wrap_callback(callback: Callable, run: _Run, meth: str) -> Callable:
         if f is None:
             f = run.f_at(x)
         run.nit += 1
-        x_dict = run._x_dict(x, False)
+        x_dict = run.x_dict(x, False)
         try:
             if takes_result:
                 fields = {}
@@ -203,8 +148,10 @@ def _wrap_callback(callback: Callable, run: _Run, meth: str) -> Callable:
     return scipy_callback
 
 
-def _normalize_method(method: Any, has_bounds: bool) -> Any:
+def _normalize_method(method: Any, has_bounds: bool, has_constraints: bool) -> Any:
     if method is None:
+        if has_constraints:
+            return "slsqp"
         return "l-bfgs-b" if has_bounds else "bfgs"
     if callable(method):
         return method
@@ -216,7 +163,7 @@ def _normalize_method(method: Any, has_bounds: bool) -> Any:
     return meth
 
 
-def _result(res: Any, layout: Layout, codec: Codec, run: _Run) -> OptimizeResult:
+def _result(res: Any, layout: Layout, codec: Codec, run: Objective) -> OptimizeResult:
     out = OptimizeResult(res)
     out["x"] = layout.build(
         codec.unflatten(np.asarray(res.x, dtype=np.float64), for_objective=False)
@@ -239,6 +186,133 @@ def _result(res: Any, layout: Layout, codec: Codec, run: _Run) -> OptimizeResult
     return out
 
 
+def _check_hessians(
+    name: str, mode: Mode, hess: Any, hessp: Any, n: int, method: Any, has_ad: bool
+) -> tuple[Any, Any]:
+    """Validate hess/hessp for the method; fill in the autodiff defaults."""
+    for arg, value, takes in (("hess", hess, TAKES_HESS), ("hessp", hessp, TAKES_HESSP)):
+        if value is not None and name != "_custom" and name not in takes:
+            raise ValueError(
+                f"method {method!r} does not use {arg} (SciPy would ignore it); methods that "
+                f"do: {', '.join(sorted(takes))}"
+            )
+        if isinstance(value, str) and value == "autodiff" and mode != "autodiff":
+            raise ValueError(
+                f"{arg}='autodiff' differentiates fun twice, so fun must return only the value: "
+                "pass jac='autodiff' too"
+            )
+    if hessp is not None and not (callable(hessp) or hessp == "autodiff"):
+        raise ValueError(f"hessp must be None, 'autodiff' or a callable; got {hessp!r}")
+    if hess is not None and hessp is not None:
+        raise ValueError("pass hess or hessp, not both (SciPy would ignore hessp)")
+    if mode == "autodiff" and hess is None and hessp is None and has_ad:
+        if name in NEEDS_HESS:
+            hess = "autodiff"
+        elif name in TAKES_HESSP:  # exact products: cheaper than a dense Hessian
+            hessp = "autodiff"
+    if name in NEEDS_HESS and hess is None:
+        raise ValueError(
+            f"method {method!r} needs the Hessian: pass jac='autodiff' (with fun returning only "
+            "the value) for an exact Hessian by autodiff, or hess=<callable>"
+        )
+    if name in NEEDS_HESS_OR_HESSP and hess is None and hessp is None:
+        raise ValueError(
+            f"method {method!r} needs the Hessian or Hessian-vector products: pass "
+            "jac='autodiff' (with fun returning only the value), hessp=<callable> or "
+            "hess=<callable>"
+        )
+    dense = (isinstance(hess, str) and hess == "autodiff") or (
+        callable(hess) and not isinstance(hess, scipy.optimize.HessianUpdateStrategy)
+    )
+    if dense and n * n * 8 > MAX_DENSE_HESSIAN_BYTES:
+        raise ValueError(
+            f"a dense Hessian of x0's {n} scalars needs {n * n * 8 / 2**30:.1f} GiB (more than "
+            f"{MAX_DENSE_HESSIAN_BYTES / 2**30:.0f} GiB); use Hessian-vector products instead "
+            "(method 'trust-krylov', 'trust-ncg' or 'Newton-CG' with jac='autodiff' or hessp=...)"
+        )
+    return hess, hessp
+
+
+def _jac_mode(jac: Any) -> Mode:
+    if jac is True:
+        return "pair"
+    if isinstance(jac, str) and jac == "autodiff":
+        return "autodiff"
+    if callable(jac):
+        return "callable"
+    if jac is None or jac is False or jac in FD_STRATEGIES:
+        return "value"
+    raise ValueError(
+        f"jac must be True, 'autodiff', a callable, None, or one of {FD_STRATEGIES}; got {jac!r}"
+    )
+
+
+def _low_precision(layout: Layout) -> bool:
+    """True when some entry is stored with less precision than float64."""
+    return any(dt is None or dt.itemsize < 8 for dt in layout.np_dtypes)
+
+
+def _best_result(
+    run: Objective, layout: Layout, codec: Codec, x0_flat: np.ndarray, message: str, status: int
+) -> OptimizeResult:
+    """The best finite point seen (x0 if none), for a run that ended badly."""
+    found = run.best_x is not None
+    x = run.best_x if run.best_x is not None else x0_flat
+    res = scipy.optimize.OptimizeResult(
+        x=x,
+        fun=run.best_f if found else math.nan,
+        jac=None,
+        success=False,
+        status=status,
+        message=message,
+        nfev=run.nfev,
+        njev=run.njev,
+        nit=run.nit,
+    )
+    return _result(res, layout, codec, run)
+
+
+def _attach(exc: BaseException, result: OptimizeResult) -> None:
+    """Give an exception leaving ``minimize`` the best point so far (unless it has one)."""
+    if getattr(exc, "dict_minimize_result", None) is None:
+        with contextlib.suppress(AttributeError, TypeError):  # exotic exception types
+            exc.dict_minimize_result = result  # type: ignore[attr-defined]
+
+
+def _precision_checks(
+    out: OptimizeResult, name: str, layout: Layout, x0_flat: np.ndarray, fd_hessp: bool
+) -> None:
+    """Catch the float32 traps that leave SciPy's report misleading."""
+    if not _low_precision(layout):
+        return
+    if name == "newton-cg" and fd_hessp and out.success and out.nit <= 1:
+        grad = out.get("jac")
+        moved = grad is None or any(
+            np.any(np.asarray(v) != 0) for v in (grad.values() if grad else [])
+        )
+        if moved:
+            out["success"] = False
+            out["message"] += (
+                " (dict_minimize: Newton-CG stopped at x0 without progress: its finite-difference "
+                "Hessian is noise at float32 precision)"
+            )
+            warnings.warn(
+                "Newton-CG with a finite-difference Hessian on low-precision parameters returned "
+                "x0 unchanged: pass jac='autodiff' (exact Hessian-vector products) or hessp=..., "
+                "or use float64 parameters",
+                PrecisionWarning,
+                stacklevel=3,
+            )
+    elif name == "l-bfgs-b" and "ABNORMAL" in out.message.upper():
+        warnings.warn(
+            f"L-BFGS-B stopped with {out.message!r} on low-precision parameters: the "
+            "objective's value and gradient disagree at the precision L-BFGS-B asks for. Use "
+            "float64 parameters, or loosen the tolerance, e.g. options={'ftol': 1e-6}",
+            PrecisionWarning,
+            stacklevel=3,
+        )
+
+
 def minimize(
     fun: Callable,
     x0: Mapping[Any, Any],
@@ -246,12 +320,17 @@ def minimize(
     args: Any = (),
     method: str | Callable | None = None,
     jac: bool | str | Callable | None = True,
+    hess: str | Callable | Any | None = None,
+    hessp: str | Callable | None = None,
+    constraints: Any = (),
     lb_dict: Mapping[Any, Any] | None = None,
     ub_dict: Mapping[Any, Any] | None = None,
     tol: float | None = None,
     callback: Callable | None = None,
     options: Mapping[str, Any] | None = None,
     backend: str | None = None,
+    jit: bool | None = None,
+    nonfinite: str = "inf",
 ) -> OptimizeResult:
     """Minimize a scalar function of a dict of tensors with ``scipy.optimize.minimize``.
 
@@ -268,12 +347,30 @@ def minimize(
         x0: the starting point: a dict (or any Mapping) of NumPy arrays, PyTorch tensors, JAX
             arrays or TensorFlow tensors/Variables, all from one framework, each of a floating
             dtype (float16, bfloat16, float32, float64); any rank, 0-d and empty included.
-        args: extra positional arguments for ``fun``, ``jac`` and nothing else.
+        args: extra positional arguments for ``fun``, ``jac``, ``hess`` and ``hessp``.
         method: any method name of ``scipy.optimize.minimize`` (case-insensitive) or a custom
-            callable; by default L-BFGS-B with bounds, BFGS without.
-        jac: ``True``: ``fun`` returns the gradient too; a callable ``jac(x_dict, *args) ->
-            grad_dict``; ``'2-point'``, ``'3-point'`` or ``'cs'``: SciPy's finite differences on
-            the flat vector; ``None``/``False``: SciPy's default for the method.
+            callable; by default SLSQP with constraints, L-BFGS-B with bounds, BFGS otherwise.
+        jac: ``True``: ``fun`` returns the gradient too; ``'autodiff'``: ``fun`` returns only
+            the value and the framework computes value and gradient in one pass (PyTorch
+            autograd, ``jax.value_and_grad`` compiled with ``jax.jit``, TensorFlow
+            ``GradientTape``); a callable ``jac(x_dict, *args) -> grad_dict``; ``'2-point'``,
+            ``'3-point'`` or ``'cs'``: SciPy's finite differences on the flat vector;
+            ``None``/``False``: SciPy's default for the method.
+        hess: the Hessian, for methods that use one: ``'autodiff'`` (exact, dense
+            ``(n, n)``; needs ``jac='autodiff'``), a callable ``hess(x_dict, *args)`` returning
+            an ``(n, n)`` array or a dict of dicts of blocks (``hess[ki][kj]`` of shape
+            ``x0[ki].shape + x0[kj].shape``, as ``jax.hessian`` gives), or SciPy's
+            ``'2-point'``/``'3-point'``/``'cs'``/``HessianUpdateStrategy``. With
+            ``jac='autodiff'``, dogleg and trust-exact get ``hess='autodiff'`` by default.
+        hessp: Hessian-vector products: ``'autodiff'`` (exact, forward-over-reverse; needs
+            ``jac='autodiff'``) or a callable ``hessp(x_dict, p_dict, *args) -> dict``. With
+            ``jac='autodiff'``, Newton-CG, trust-ncg, trust-krylov and trust-constr get
+            ``hessp='autodiff'`` by default.
+        constraints: for SLSQP, COBYLA, COBYQA and trust-constr: one constraint or a list —
+            SciPy's dicts ``{'type': 'eq'|'ineq', 'fun': c, 'jac': ..., 'args': ...}`` with
+            ``c(x_dict, *args)`` returning a tensor of any shape, :class:`NonlinearConstraint`,
+            :class:`LinearConstraint` (coefficients per key), or SciPy's own constraint objects
+            on the flat vector. A constraint's Jacobian comes from autodiff unless given.
         lb_dict: lower bounds, optional, naming any subset of the keys. A value may be a scalar
             (broadcast), an array or tensor of the key's shape, None or -inf (unbounded).
         ub_dict: upper bounds, the same way (None or +inf: unbounded).
@@ -284,14 +381,27 @@ def minimize(
         options: method options, passed to SciPy unchanged.
         backend: force a backend (``'numpy'``, ``'torch'``, ``'jax'``, ``'tensorflow'``);
             detected from ``x0`` by default.
+        jit: with ``jac='autodiff'``: compile the derivatives (JAX: ``jax.jit``, the default;
+            TensorFlow: ``tf.function``, off by default; PyTorch: ignored). ``False`` runs
+            ``fun`` eagerly, for functions that cannot be traced.
+        nonfinite: what a non-finite value or gradient after ``x0`` means: ``'inf'`` (the
+            default) counts the point as ``+inf`` so line searches back off, and warns at the
+            end naming the keys; ``'raise'`` raises :class:`NonFiniteError`. At ``x0`` it is
+            always an error.
 
     Returns:
         OptimizeResult: ``x`` and ``jac`` are dicts like ``x0``; ``fun`` is a float; ``nfev``,
-            ``njev``, ``nit``, ``status``, ``success`` and ``message`` as in SciPy.
+            ``njev``, ``nit``, ``status``, ``success`` and ``message`` as in SciPy. A run
+            stopped by ``KeyboardInterrupt`` returns the best point seen with ``success=False``.
 
     Raises:
         TypeError, ValueError: for malformed input, with a message naming the key.
+        NonFiniteError: a non-finite objective at ``x0`` (or later, with
+            ``nonfinite='raise'``).
         ImportError: when ``x0``'s framework (or the forced backend) is not installed.
+        Exception: anything ``fun`` or ``callback`` raises propagates unchanged, with a note
+            giving the evaluation count and the best point so far attached as
+            ``exc.dict_minimize_result``.
 
     Example:
         >>> import numpy as np
@@ -304,6 +414,48 @@ def minimize(
         >>> res.success, round(res.fun, 8)
         (True, 0.0)
     """
+    return solve(
+        fun,
+        x0,
+        args=args,
+        method=method,
+        jac=jac,
+        hess=hess,
+        hessp=hessp,
+        constraints=constraints,
+        lb_dict=lb_dict,
+        ub_dict=ub_dict,
+        tol=tol,
+        callback=callback,
+        options=options,
+        backend=backend,
+        jit=jit,
+        nonfinite=nonfinite,
+        interrupt="return",
+    )
+
+
+def solve(
+    fun: Callable,
+    x0: Mapping[Any, Any],
+    *,
+    args: Any,
+    method: Any,
+    jac: Any,
+    hess: Any,
+    hessp: Any,
+    constraints: Any,
+    lb_dict: Any,
+    ub_dict: Any,
+    tol: Any,
+    callback: Any,
+    options: Any,
+    backend: str | None,
+    jit: bool | None,
+    nonfinite: str,
+    interrupt: str,
+) -> OptimizeResult:
+    """:func:`minimize`, with the choice of what a KeyboardInterrupt does (the drop-in raises)."""
     if not callable(fun):
         raise TypeError(f"fun must be callable; got a {type_name(fun)}")
     if not isinstance(x0, Mapping):
@@ -317,6 +469,10 @@ def minimize(
         raise TypeError(f"callback must be callable; got a {type_name(callback)}")
     if options is not None and not isinstance(options, Mapping):
         raise TypeError(f"options must be a dict; got a {type_name(options)}")
+    if nonfinite not in ("inf", "raise"):
+        raise ValueError(f"nonfinite must be 'inf' or 'raise'; got {nonfinite!r}")
+    if jit is not None and not isinstance(jit, bool):
+        raise TypeError(f"jit must be None, True or False; got a {type_name(jit)}")
     if len(x0) == 0:
         raise ValueError("x0 is empty: there is nothing to optimize")
 
@@ -324,47 +480,73 @@ def minimize(
     layout = make_layout(x0, be)
     codec = be.make_codec(layout)
     bounds = make_bounds(lb_dict, ub_dict, layout, be)
-    meth = _normalize_method(method, bounds is not None)
+    has_constraints = constraints is not None and not (
+        isinstance(constraints, (list, tuple)) and len(constraints) == 0
+    )
+    meth = _normalize_method(method, bounds is not None, has_constraints)
     name = meth if isinstance(meth, str) else "_custom"
 
-    if bounds is not None and isinstance(meth, str) and meth not in BOUNDED:
+    if bounds is not None and name != "_custom" and name not in BOUNDED:
         raise ValueError(
             f"method {method!r} cannot handle bounds (SciPy would ignore them); use one of "
             f"{', '.join(sorted(BOUNDED))}, or drop lb_dict/ub_dict"
         )
-    if name in NEEDS_HESS or name in NEEDS_HESS_OR_HESSP:
+    if has_constraints and name != "_custom" and name not in CONSTRAINED:
         raise ValueError(
-            f"method {method!r} needs the Hessian (hess"
-            + (" or hessp" if name in NEEDS_HESS_OR_HESSP else "")
-            + "), which this version of dict_minimize does not pass to SciPy; use 'trust-constr', "
-            "'Newton-CG', 'L-BFGS-B' or 'BFGS'"
+            f"method {method!r} cannot handle constraints (SciPy would ignore them); use one of "
+            f"{', '.join(sorted(CONSTRAINED))}"
         )
-
-    if jac is True:
-        pair, user_jac = True, None
-    elif callable(jac):
-        pair, user_jac = False, jac
-    elif jac is None or jac is False or jac in FD_STRATEGIES:
-        pair, user_jac = False, None
-    else:
+    mode = _jac_mode(jac)
+    if mode == "autodiff" and be.scalar_ad is None:
         raise ValueError(
-            f"jac must be True, a callable, None, or one of {FD_STRATEGIES}; got {jac!r}"
+            f"jac='autodiff' needs a framework with automatic differentiation, and x0 holds "
+            f"{be.name} arrays: return (value, grad_dict) from fun with jac=True, pass "
+            "jac=<callable returning the gradient dict>, or jac='2-point' for finite differences"
+        )
+    hess, hessp = _check_hessians(
+        name, mode, hess, hessp, layout.n, method, be.scalar_ad is not None
+    )
+    uses_gradient = name not in GRADIENT_FREE
+    ad = None
+    if mode == "autodiff" and uses_gradient:
+        assert be.scalar_ad is not None
+        ad = be.scalar_ad(
+            layout, codec, fun, args, jit=jit, second_order="autodiff" in (hess, hessp)
         )
 
     # remember the last point only when a callback may need its value without re-evaluating
-    track_x = callback is not None and (_wants_result(callback) or name not in _SCIPY_STOPS)
-    run = _Run(fun, args, layout, codec, pair=pair, jac=user_jac, track_x=track_x)
+    track_last = callback is not None and (_wants_result(callback) or name not in _SCIPY_STOPS)
+    run = Objective(
+        fun,
+        args,
+        layout,
+        codec,
+        mode=mode,
+        jac=jac if mode == "callable" else None,
+        hess=hess if callable(hess) and not _scipy_hess(hess) else None,
+        hessp=hessp if callable(hessp) else None,
+        ad=ad,
+        nonfinite=nonfinite,
+        track_last=track_last,
+        second_order="autodiff" in (hess, hessp),
+    )
 
     fun_flat: Callable[[np.ndarray], Any]
     jac_flat: Any
-    if name in GRADIENT_FREE:
+    if not uses_gradient:
         fun_flat, jac_flat = run.value, None
-    elif jac is True:
+    elif mode in ("pair", "autodiff"):
         fun_flat, jac_flat = run.value_and_grad, True
-    elif user_jac is not None:
+    elif mode == "callable":
         fun_flat, jac_flat = run.value, run.grad
     else:
         fun_flat, jac_flat = run.value, jac or None
+    hess_flat: Any = hess
+    if hess == "autodiff" or (callable(hess) and not _scipy_hess(hess)):
+        hess_flat = run.hess
+    hessp_flat = run.hessp if hessp is not None else None
+
+    flat_constraints, constraint_calls = make_constraints(constraints, layout, codec, be, name, jit)
 
     # x0 -> float64 through the codec: one transfer, and x0 itself is only read
     _, x0_flat = codec.flatten(None, [x0[k] for k in layout.keys])
@@ -376,6 +558,13 @@ def minimize(
         # SciPy >= 1.17 deprecates (and 1.18 removes) L-BFGS-B's disp/iprint, which the
         # original package's README uses: honour the request with a summary of our own.
         report = bool(options.pop("disp", False)) | (int(options.pop("iprint", -1)) >= 0)
+    kwargs: dict[str, Any] = {}
+    if hess_flat is not None:
+        kwargs["hess"] = hess_flat
+    if hessp_flat is not None:
+        kwargs["hessp"] = hessp_flat
+    if flat_constraints:
+        kwargs["constraints"] = flat_constraints
     try:
         res = scipy.optimize.minimize(
             fun_flat,
@@ -386,6 +575,7 @@ def minimize(
             tol=tol,
             callback=scipy_callback,
             options=options,
+            **kwargs,
         )
     except _Halt:
         assert run.stopped is not None
@@ -402,7 +592,60 @@ def minimize(
             njev=run.njev,
             nit=run.nit,
         )
+    except KeyboardInterrupt as exc:
+        out = _best_result(
+            run,
+            layout,
+            codec,
+            x0_flat,
+            f"interrupted by KeyboardInterrupt after {run.nfev} evaluations; x is the best "
+            "point seen",
+            -1,
+        )
+        if interrupt == "raise":
+            _attach(exc, out)
+            raise
+        return out
+    except Exception as exc:
+        best = _best_result(run, layout, codec, x0_flat, f"stopped by {type(exc).__name__}", -1)
+        _attach(exc, best)
+        exc.add_note(
+            f"dict_minimize: raised after {run.nfev} evaluations of fun ({run.njev} of its "
+            "gradient"
+            + (f", {constraint_calls()} of the constraints" if flat_constraints else "")
+            + "); the best point so far is in exc.dict_minimize_result"
+        )
+        raise
     out = _result(res, layout, codec, run)
+    if flat_constraints:
+        out["nfev_constraints"] = constraint_calls()
+    if not math.isfinite(out.fun) and run.best_x is not None:
+        out = _best_result(
+            run,
+            layout,
+            codec,
+            x0_flat,
+            f"{out.message} (the final point was not finite; x is the best finite point seen)",
+            out.status,
+        )
+    out["nonfinite_count"] = run.bad_evaluations
+    if run.bad_evaluations:
+        keys = (
+            f" (gradient entries of key(s) {fmt_keys(list(run.bad_keys))})" if run.bad_keys else ""
+        )
+        warnings.warn(
+            f"{run.bad_evaluations} evaluation(s) were not finite{keys} and counted as +inf; "
+            "pass nonfinite='raise' to stop at the first one",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    fd_hessp = hess is None and hessp is None
+    _precision_checks(out, name, layout, x0_flat, fd_hessp)
     if report:
         print(f"{out.message}\n  fun: {out.fun}  nit: {out.nit}  nfev: {out.nfev}")
     return out
+
+
+def _scipy_hess(hess: Any) -> bool:
+    """SciPy's own Hessian strategies, passed through unchanged."""
+    return isinstance(hess, scipy.optimize.HessianUpdateStrategy) or hess in FD_STRATEGIES

@@ -273,7 +273,16 @@ def test_default_method_follows_scipy(fw: Framework) -> None:
 
 
 def test_generic_api_public_surface() -> None:
-    assert set(dict_minimize.__all__) == {"METHODS", "OptimizeResult", "__version__", "minimize"}
+    assert set(dict_minimize.__all__) == {
+        "METHODS",
+        "LinearConstraint",
+        "NonFiniteError",
+        "NonlinearConstraint",
+        "OptimizeResult",
+        "PrecisionWarning",
+        "__version__",
+        "minimize",
+    }
     for name in dict_minimize.__all__:
         obj = getattr(dict_minimize, name)
         if callable(obj):

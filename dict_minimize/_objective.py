@@ -1,0 +1,300 @@
+"""The flat functions SciPy calls, built from the user's dict functions.
+
+One :class:`Objective` per ``minimize`` call holds the counters, the non-finite policy, the best
+finite point seen (so nothing is lost when a run ends badly) and the last point (so callbacks get
+the value without re-evaluating). Every derivative source — ``fun`` returning ``(value, grad)``,
+a ``jac`` callable, or the backend's autodiff — ends in the same checks.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from typing import Any, Literal
+
+import numpy as np
+
+from dict_minimize._errors import fmt_key, fmt_keys, fmt_shape, type_name
+from dict_minimize._layout import Layout, values_by_key
+from dict_minimize._types import Codec, ScalarAD
+from dict_minimize.backends._common import scalar_to_float
+
+#: how derivatives of the objective are obtained
+Mode = Literal["pair", "callable", "autodiff", "value"]
+
+
+class NonFiniteError(ValueError):
+    """The objective or its gradient is not finite where the run cannot go on.
+
+    Raised at ``x0`` always, and later in the run with ``nonfinite='raise'``. The best finite
+    point seen so far is attached as ``exc.dict_minimize_result`` (an ``OptimizeResult``).
+
+    Example:
+        >>> import numpy as np
+        >>> from dict_minimize import NonFiniteError, minimize
+        >>> def fun(d):
+        ...     return float("nan"), {"x": d["x"]}
+        >>> try:
+        ...     minimize(fun, {"x": np.array([1.0])})
+        ... except NonFiniteError as exc:
+        ...     print(str(exc).split(".")[0])
+        the objective is not finite at x0: the value is nan
+    """
+
+
+def _pair(out: Any) -> bool:
+    return isinstance(out, (tuple, list)) and len(out) == 2
+
+
+def _all_finite(g: np.ndarray) -> bool:
+    # the sum is finite for almost every finite vector: one cheap pass, then the exact check
+    total = np.add.reduce(g)
+    return bool(np.isfinite(total)) or bool(np.isfinite(g).all())
+
+
+class Objective:
+    """The user's objective as flat float64 functions, with counters and the best point."""
+
+    def __init__(
+        self,
+        fun: Callable,
+        args: tuple,
+        layout: Layout,
+        codec: Codec,
+        *,
+        mode: Mode,
+        jac: Callable | None = None,
+        hess: Callable | None = None,
+        hessp: Callable | None = None,
+        ad: ScalarAD | None = None,
+        nonfinite: str = "inf",
+        track_last: bool = False,
+        second_order: bool = False,
+    ) -> None:
+        self.fun, self.args, self.layout, self.codec = fun, args, layout, codec
+        self.mode, self.user_jac, self.user_hess, self.user_hessp = mode, jac, hess, hessp
+        self.ad, self.nonfinite, self.track_last = ad, nonfinite, track_last
+        self.nfev = self.njev = self.nhev = 0
+        self.nit = 0
+        self.best_f = math.inf
+        self.best_x: np.ndarray | None = None
+        self.last: tuple[np.ndarray, float] | None = None
+        self.stopped: tuple[np.ndarray, float | None] | None = None
+        self.bad_evaluations = 0
+        self.bad_keys: dict[Any, None] = {}  # keys with non-finite gradient entries, in order
+        self._checked_x0 = False
+        # autodiff Hessians: (x, value, gradient) of the last evaluation, so that SciPy asking
+        # for the Hessian at a new x first and for the value there next evaluates fun once
+        self.second_order = second_order and ad is not None
+        self._memo: tuple[np.ndarray, float, np.ndarray] | None = None
+
+    # -- helpers ------------------------------------------------------------------------------
+    def x_dict(self, x: np.ndarray, for_objective: bool) -> Mapping:
+        return self.layout.build(self.codec.unflatten(x, for_objective=for_objective))
+
+    def _bad_keys(self, g: np.ndarray) -> list:
+        return [
+            k
+            for i, k in enumerate(self.layout.keys)
+            if not np.isfinite(g[self.layout.slice_of(i)]).all()
+        ]
+
+    def _checked(self, x: np.ndarray, f: float, g: np.ndarray | None) -> Any:
+        """Apply the non-finite policy; track the best and the last point."""
+        first = not self._checked_x0
+        self._checked_x0 = True
+        if math.isfinite(f) and (g is None or _all_finite(g)):
+            if f < self.best_f:
+                if self.best_x is None:
+                    self.best_x = np.array(x, dtype=np.float64)
+                else:
+                    np.copyto(self.best_x, x)
+                self.best_f = f
+            if self.track_last:
+                self.last = (np.array(x, dtype=np.float64), f)
+            return f if g is None else (f, g)
+        keys = [] if g is None else self._bad_keys(g)
+        what = []
+        if not math.isfinite(f):
+            what.append(f"the value is {f}")
+        if keys:
+            what.append(f"the gradient has non-finite entries for key(s) {fmt_keys(keys)}")
+        detail = " and ".join(what) if what else "the gradient is not finite"
+        if first:
+            raise NonFiniteError(
+                f"the objective is not finite at x0: {detail}. Start from a point where the "
+                "objective and its gradient are finite."
+            )
+        if self.nonfinite == "raise":
+            raise NonFiniteError(
+                f"the objective is not finite at evaluation {self.nfev}: {detail} "
+                "(nonfinite='raise'; with nonfinite='inf' such points count as +inf and the "
+                "run goes on)"
+            )
+        self.bad_evaluations += 1
+        self.bad_keys.update(dict.fromkeys(keys))
+        if g is None:
+            return math.inf
+        return math.inf, np.where(np.isfinite(g), g, 0.0)
+
+    def _checked_grad(self, g: np.ndarray) -> np.ndarray:
+        """A gradient computed apart from its value (a ``jac`` callable)."""
+        if _all_finite(g):
+            return g
+        keys = self._bad_keys(g)
+        detail = f"the gradient has non-finite entries for key(s) {fmt_keys(keys)}"
+        if self.njev <= 1 or self.nonfinite == "raise":
+            where = "at x0" if self.njev <= 1 else f"at gradient evaluation {self.njev}"
+            raise NonFiniteError(f"jac is not finite {where}: {detail}")
+        self.bad_evaluations += 1
+        self.bad_keys.update(dict.fromkeys(keys))
+        return np.where(np.isfinite(g), g, 0.0)
+
+    # -- what SciPy calls ---------------------------------------------------------------------
+    def value_and_grad(self, x: np.ndarray) -> tuple[float, np.ndarray]:
+        """(value, gradient) of the objective at the flat ``x``."""
+        memo = self._memo
+        if memo is not None and np.array_equal(memo[0], x):
+            return memo[1], memo[2]
+        if self.ad is not None:
+            f, g = self.ad.value_and_grad(x)
+        else:
+            out = self.fun(self.x_dict(x, True), *self.args)
+            if not _pair(out):
+                raise TypeError(
+                    f"with jac=True, fun must return (value, grad_dict); it returned a single "
+                    f"{type_name(out)}. Return the gradient dict too, pass jac='autodiff' to "
+                    "let the framework differentiate fun, jac=<callable returning the gradient "
+                    "dict>, or jac='2-point' for finite differences."
+                )
+            value, grad = out
+            value, g = self.codec.flatten(value, values_by_key(grad, self.layout))
+            f = value if type(value) is float else scalar_to_float(value)
+        self.nfev += 1
+        self.njev += 1
+        f, g = self._checked(x, f, g)
+        if self.second_order:
+            self._memo = (np.array(x, dtype=np.float64), f, g)
+        return f, g
+
+    def _at(self, x: np.ndarray) -> None:
+        """Evaluate at ``x`` before a Hessian there, so the backend reuses that evaluation."""
+        memo = self._memo
+        if self.second_order and (memo is None or not np.array_equal(memo[0], x)):
+            self.value_and_grad(x)
+
+    def value(self, x: np.ndarray) -> float:
+        """The objective's value alone (a ``(value, grad)`` pair is accepted when jac=True)."""
+        # a (value, grad) objective differentiates its inputs, so they must require grad
+        out = self.fun(self.x_dict(x, self.mode == "pair"), *self.args)
+        if self.mode == "pair" and _pair(out):
+            out = out[0]
+        f = scalar_to_float(out)
+        self.nfev += 1
+        return self._checked(x, f, None)  # type: ignore[no-any-return]
+
+    def grad(self, x: np.ndarray) -> np.ndarray:
+        """``jac(x_dict, *args)`` as a float64 vector."""
+        if self.user_jac is None:
+            raise RuntimeError("no jac callable")  # pragma: no cover - driver invariant
+        out = self.user_jac(self.x_dict(x, True), *self.args)
+        _, g = self.codec.flatten(None, values_by_key(out, self.layout, what="result of jac"))
+        self.njev += 1
+        return self._checked_grad(g)
+
+    def hessp(self, x: np.ndarray, p: np.ndarray) -> np.ndarray:
+        """The Hessian of the objective at ``x`` times ``p``, as a float64 vector."""
+        if self.ad is not None and self.user_hessp is None:
+            self._at(x)
+            out = self.ad.hvp(x, p)
+        else:
+            if self.user_hessp is None:
+                raise RuntimeError("no hessp callable")  # pragma: no cover - driver invariant
+            res = self.user_hessp(self.x_dict(x, True), self.x_dict(p, False), *self.args)
+            _, out = self.codec.flatten(
+                None, values_by_key(res, self.layout, what="result of hessp")
+            )
+        self.nhev += 1
+        if not _all_finite(out):
+            raise NonFiniteError(
+                "the Hessian-vector product is not finite for key(s) "
+                f"{fmt_keys(self._bad_keys(out))}"
+            )
+        return out
+
+    def hess(self, x: np.ndarray) -> np.ndarray:
+        """The dense (n, n) float64 Hessian of the objective at ``x``."""
+        if self.ad is not None and self.user_hess is None:
+            self._at(x)
+            h = self.ad.hess(x)
+        else:
+            if self.user_hess is None:
+                raise RuntimeError("no hess callable")  # pragma: no cover - driver invariant
+            h = dense_hessian(self.user_hess(self.x_dict(x, True), *self.args), self.layout)
+        self.nhev += 1
+        if not np.isfinite(h).all():
+            raise NonFiniteError("the Hessian is not finite")
+        return h
+
+    def f_at(self, x: np.ndarray) -> float | None:
+        """The value at ``x`` if it was the last point evaluated (no re-evaluation)."""
+        if self.last is not None and np.array_equal(self.last[0], x):
+            return self.last[1]
+        return None
+
+
+def dense_hessian(out: Any, layout: Layout) -> np.ndarray:
+    """A user Hessian — an (n, n) array/tensor, or a dict of dicts of blocks — as (n, n) float64.
+
+    Blocks follow ``jax.hessian``'s convention: ``out[ki][kj]`` has shape
+    ``x0[ki].shape + x0[kj].shape``.
+    """
+    n = layout.n
+    if not isinstance(out, Mapping):
+        arr = float64_array(out, "the result of hess")
+        if arr.shape != (n, n):
+            raise ValueError(
+                f"the result of hess has shape {fmt_shape(arr.shape)}; expected ({n}, {n}) (the "
+                "number of scalars in x0), or a dict of dicts of per-key blocks"
+            )
+        return arr
+    rows = values_by_key(out, layout, what="result of hess")
+    h = np.empty((n, n))
+    for i, (ki, row) in enumerate(zip(layout.keys, rows, strict=True)):
+        blocks = values_by_key(row, layout, what=f"result of hess[{fmt_key(ki)}]")
+        for j, (kj, block) in enumerate(zip(layout.keys, blocks, strict=True)):
+            arr = float64_array(block, f"hess[{fmt_key(ki)}][{fmt_key(kj)}]")
+            want = layout.shapes[i] + layout.shapes[j]
+            if arr.shape != want:
+                raise ValueError(
+                    f"hess[{fmt_key(ki)}][{fmt_key(kj)}] has shape {fmt_shape(arr.shape)}; "
+                    f"expected {fmt_shape(want)} (x0[{fmt_key(ki)}].shape + "
+                    f"x0[{fmt_key(kj)}].shape)"
+                )
+            sizes = layout.sizes
+            h[layout.slice_of(i), layout.slice_of(j)] = arr.reshape(sizes[i], sizes[j])
+    return h
+
+
+def float64_array(value: Any, where: str) -> np.ndarray:
+    """A NumPy array, or a tensor of any framework, as a float64 array (duck-typed: no imports).
+
+    Example:
+        >>> float64_array([1, 2], "A")
+        array([1., 2.])
+    """
+    if hasattr(value, "detach"):  # torch
+        value = value.detach().cpu().numpy()
+    elif hasattr(value, "numpy") and not isinstance(value, np.ndarray):  # tensorflow
+        value = value.numpy()
+    if value is None or isinstance(value, (str, bytes, Mapping)):
+        raise TypeError(f"{where} is a {type_name(value)}; expected an array or tensor")
+    try:
+        return np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(
+            f"{where} is a {type_name(value)}; expected an array or tensor of real numbers"
+        ) from exc
+
+
+__all__ = ["Mode", "NonFiniteError", "Objective", "dense_hessian", "float64_array"]
