@@ -20,7 +20,7 @@ from dict_minimize._bounds import make_bounds
 from dict_minimize._constraints import CONSTRAINED, make_constraints
 from dict_minimize._errors import fmt_keys, type_name
 from dict_minimize._layout import Layout, make_layout
-from dict_minimize._objective import Mode, Objective
+from dict_minimize._objective import Aborted, Mode, Objective
 from dict_minimize._types import Codec
 from dict_minimize.backends import detect, get_backend
 
@@ -252,14 +252,11 @@ def _low_precision(layout: Layout) -> bool:
     return any(dt is None or dt.itemsize < 8 for dt in layout.np_dtypes)
 
 
-def _best_result(
-    run: Objective, layout: Layout, codec: Codec, x0_flat: np.ndarray, message: str, status: int
-) -> OptimizeResult:
-    """The best finite point seen (x0 if none), for a run that ended badly."""
+def _best_raw(run: Objective, x0_flat: np.ndarray, message: str, status: int) -> Any:
+    """The best finite point seen (x0 if none), flat, for a run that ended badly."""
     found = run.best_x is not None
-    x = run.best_x if run.best_x is not None else x0_flat
-    res = scipy.optimize.OptimizeResult(
-        x=x,
+    return scipy.optimize.OptimizeResult(
+        x=run.best_x if run.best_x is not None else x0_flat,
         fun=run.best_f if found else math.nan,
         jac=None,
         success=False,
@@ -269,7 +266,12 @@ def _best_result(
         njev=run.njev,
         nit=run.nit,
     )
-    return _result(res, layout, codec, run)
+
+
+def _best_result(
+    run: Objective, layout: Layout, codec: Codec, x0_flat: np.ndarray, message: str, status: int
+) -> OptimizeResult:
+    return _result(_best_raw(run, x0_flat, message, status), layout, codec, run)
 
 
 def _attach(exc: BaseException, result: OptimizeResult) -> None:
@@ -592,6 +594,8 @@ def solve(
             njev=run.njev,
             nit=run.nit,
         )
+    except Aborted as exc:
+        res = _best_raw(run, x0_flat, str(exc), -2)
     except KeyboardInterrupt as exc:
         out = _best_result(
             run,

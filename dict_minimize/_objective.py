@@ -42,6 +42,10 @@ class NonFiniteError(ValueError):
     """
 
 
+class Aborted(Exception):
+    """Raised through SciPy to end a run that cannot go on; the driver returns the best point."""
+
+
 def _pair(out: Any) -> bool:
     return isinstance(out, (tuple, list)) and len(out) == 2
 
@@ -90,6 +94,13 @@ class Objective:
 
     # -- helpers ------------------------------------------------------------------------------
     def x_dict(self, x: np.ndarray, for_objective: bool) -> Mapping:
+        if self.bad_evaluations and not _all_finite(x):
+            # some methods (TNC) do not back off from +inf and step to NaN: stop, keep the best
+            raise Aborted(
+                "the method stepped to a non-finite x after non-finite evaluations (it cannot "
+                "back off from +inf; try L-BFGS-B or SLSQP, or nonfinite='raise'); x is the "
+                "best finite point seen"
+            )
         return self.layout.build(self.codec.unflatten(x, for_objective=for_objective))
 
     def _bad_keys(self, g: np.ndarray) -> list:
@@ -297,4 +308,4 @@ def float64_array(value: Any, where: str) -> np.ndarray:
         ) from exc
 
 
-__all__ = ["Mode", "NonFiniteError", "Objective", "dense_hessian", "float64_array"]
+__all__ = ["Aborted", "Mode", "NonFiniteError", "Objective", "dense_hessian", "float64_array"]
