@@ -1,6 +1,7 @@
 """Drop-in ``minimize`` for JAX arrays (the original ``dict_minimize.jax_api``)."""
 
 from dict_minimize._dropin import make_dropin
+from dict_minimize.backends.jax_ad import value_and_grad
 
 minimize = make_dropin(
     "jax",
@@ -13,4 +14,4 @@ minimize = make_dropin(
 """,
 )
 
-__all__ = ["minimize"]
+__all__ = ["minimize", "value_and_grad"]

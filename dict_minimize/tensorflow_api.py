@@ -16,5 +16,7 @@ minimize = make_dropin(
     array([2., 2.], dtype=float32)
 """,
 )
+# after make_dropin, which names the pip extra when the framework is missing
+from dict_minimize.backends.tensorflow_ad import value_and_grad  # noqa: E402
 
-__all__ = ["minimize"]
+__all__ = ["minimize", "value_and_grad"]

@@ -14,5 +14,7 @@ minimize = make_dropin(
     tensor([2., 2.])
 """,
 )
+# after make_dropin, which names the pip extra when the framework is missing
+from dict_minimize.backends.torch_ad import value_and_grad  # noqa: E402
 
-__all__ = ["minimize"]
+__all__ = ["minimize", "value_and_grad"]
