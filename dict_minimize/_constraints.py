@@ -31,7 +31,7 @@ from dict_minimize.backends._common import scalar_to_float
 CONSTRAINED = frozenset({"slsqp", "cobyla", "cobyqa", "trust-constr"})
 #: methods that only ever evaluate a constraint's value
 _VALUE_ONLY = frozenset({"cobyla", "cobyqa"})
-_FD = ("2-point", "3-point", "cs")
+_FD = ("2-point", "3-point")
 
 
 class NonlinearConstraint:
@@ -48,7 +48,7 @@ class NonlinearConstraint:
         jac: ``None`` (autodiff where the framework has it, else SciPy's ``'2-point'``),
             ``'autodiff'``, a callable ``jac(x_dict, *args)`` returning an ``(m, n)`` array in
             the layout's order or a dict ``key -> array of shape (*out_shape, *x0[key].shape)``,
-            or ``'2-point'`` / ``'3-point'`` / ``'cs'``.
+            or ``'2-point'`` / ``'3-point'``.
         hess: ``None`` (the exact Hessian term of the Lagrangian by autodiff where the framework
             has it and ``jac`` is autodiff; else SciPy's BFGS update), ``'autodiff'``, or any of
             SciPy's ``hess`` values for ``NonlinearConstraint`` (a ``HessianUpdateStrategy``,
@@ -207,7 +207,7 @@ class _Builder:
         )
 
     # -- the forms ----------------------------------------------------------------------------
-    def from_dict(self, con: Mapping, where: str) -> dict:
+    def from_dict(self, con: Mapping, where: str) -> Any:
         unknown = set(con) - {"type", "fun", "jac", "args"}
         if unknown:
             raise ValueError(
@@ -223,10 +223,15 @@ class _Builder:
         args = con.get("args", ())
         args = args if isinstance(args, tuple) else (args,)
         value, jac, _ = self._derivatives(cfun, con.get("jac"), args, where)
+        if isinstance(jac, str) and jac != "2-point":
+            # SciPy's dict form only knows 2-point differences: say the same thing its way
+            return scipy.optimize.NonlinearConstraint(
+                value, 0.0, 0.0 if kind == "eq" else np.inf, jac=jac
+            )
         flat: dict[str, Any] = {"type": kind, "fun": value}
         if callable(jac):
             flat["jac"] = jac
-        return flat  # an FD string: SciPy's own default for this form
+        return flat  # '2-point': SciPy's own default for this form
 
     def from_nonlinear(self, con: Any, where: str) -> scipy.optimize.NonlinearConstraint:
         cfun = con.fun

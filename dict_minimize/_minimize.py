@@ -59,7 +59,11 @@ NEEDS_HESS_OR_HESSP = frozenset({"trust-ncg", "trust-krylov"})
 #: the largest dense Hessian (bytes of float64) the driver builds
 MAX_DENSE_HESSIAN_BYTES = 2**30
 #: SciPy's finite-difference strategies for ``jac``
-FD_STRATEGIES = ("2-point", "3-point", "cs")
+FD_STRATEGIES = ("2-point", "3-point")
+_COMPLEX_STEP = (
+    "complex-step differentiation ('cs') needs fun to compute in complex arithmetic, and the "
+    "dict bridge hands fun real tensors of x0's dtypes; use '2-point', '3-point' or 'autodiff'"
+)
 #: methods whose SciPy implementation itself stops cleanly on StopIteration from a callback;
 #: for the others the driver stops the run and builds the result
 _SCIPY_STOPS = frozenset(METHODS) - {"tnc", "cobyqa"}
@@ -180,8 +184,12 @@ def _result(res: Any, layout: Layout, codec: Codec, run: Objective) -> OptimizeR
     out["success"] = bool(res.get("success", False))
     out["status"] = int(res.get("status", 0))
     out["message"] = str(res.get("message", ""))
-    out["nfev"] = int(res.get("nfev", run.nfev))
-    out["njev"] = int(res.get("njev", run.njev))
+    # our own counts are the evaluations that really ran (SciPy also counts its cache hits and
+    # misses some re-evaluations); they agree with SciPy's wherever SciPy counts them all
+    out["nfev"] = run.nfev
+    out["njev"] = run.njev if run.njev else int(res.get("njev", 0))
+    if run.nhev:
+        out["nhev"] = run.nhev
     out["nit"] = int(res.get("nit", run.nit))
     return out
 
@@ -190,6 +198,8 @@ def _check_hessians(
     name: str, mode: Mode, hess: Any, hessp: Any, n: int, method: Any, has_ad: bool
 ) -> tuple[Any, Any]:
     """Validate hess/hessp for the method; fill in the autodiff defaults."""
+    if isinstance(hess, str) and hess == "cs":
+        raise ValueError(f"hess='cs': {_COMPLEX_STEP}")
     for arg, value, takes in (("hess", hess, TAKES_HESS), ("hessp", hessp, TAKES_HESSP)):
         if value is not None and name != "_custom" and name not in takes:
             raise ValueError(
@@ -234,6 +244,8 @@ def _check_hessians(
 
 
 def _jac_mode(jac: Any) -> Mode:
+    if isinstance(jac, str) and jac == "cs":
+        raise ValueError(f"jac='cs': {_COMPLEX_STEP}")
     if jac is True:
         return "pair"
     if isinstance(jac, str) and jac == "autodiff":
@@ -274,6 +286,13 @@ def _best_result(
     return _result(_best_raw(run, x0_flat, message, status), layout, codec, run)
 
 
+def _note(exc: BaseException, note: str) -> None:
+    """PEP 678 note (Python >= 3.11); on older Pythons the attached result must do."""
+    add_note = getattr(exc, "add_note", None)
+    if add_note is not None:
+        add_note(note)
+
+
 def _attach(exc: BaseException, result: OptimizeResult) -> None:
     """Give an exception leaving ``minimize`` the best point so far (unless it has one)."""
     if getattr(exc, "dict_minimize_result", None) is None:
@@ -303,15 +322,16 @@ def _precision_checks(
                 "x0 unchanged: pass jac='autodiff' (exact Hessian-vector products) or hessp=..., "
                 "or use float64 parameters",
                 PrecisionWarning,
-                stacklevel=3,
+                stacklevel=4,
             )
     elif name == "l-bfgs-b" and "ABNORMAL" in out.message.upper():
         warnings.warn(
             f"L-BFGS-B stopped with {out.message!r} on low-precision parameters: the "
             "objective's value and gradient disagree at the precision L-BFGS-B asks for. Use "
-            "float64 parameters, or loosen the tolerance, e.g. options={'ftol': 1e-6}",
+            "float64 parameters, or loosen the tolerance: options={'ftol': 1e-6} for float32, "
+            "options={'gtol': 1e-2} for float16/bfloat16",
             PrecisionWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
 
 
@@ -356,13 +376,14 @@ def minimize(
             the value and the framework computes value and gradient in one pass (PyTorch
             autograd, ``jax.value_and_grad`` compiled with ``jax.jit``, TensorFlow
             ``GradientTape``); a callable ``jac(x_dict, *args) -> grad_dict``; ``'2-point'``,
-            ``'3-point'`` or ``'cs'``: SciPy's finite differences on the flat vector;
+            ``'3-point'``: SciPy's finite differences on the flat vector (not ``'cs'``: fun
+            gets real tensors);
             ``None``/``False``: SciPy's default for the method.
         hess: the Hessian, for methods that use one: ``'autodiff'`` (exact, dense
             ``(n, n)``; needs ``jac='autodiff'``), a callable ``hess(x_dict, *args)`` returning
             an ``(n, n)`` array or a dict of dicts of blocks (``hess[ki][kj]`` of shape
             ``x0[ki].shape + x0[kj].shape``, as ``jax.hessian`` gives), or SciPy's
-            ``'2-point'``/``'3-point'``/``'cs'``/``HessianUpdateStrategy``. With
+            ``'2-point'``/``'3-point'``/``HessianUpdateStrategy``. With
             ``jac='autodiff'``, dogleg and trust-exact get ``hess='autodiff'`` by default.
         hessp: Hessian-vector products: ``'autodiff'`` (exact, forward-over-reverse; needs
             ``jac='autodiff'``) or a callable ``hessp(x_dict, p_dict, *args) -> dict``. With
@@ -613,11 +634,12 @@ def solve(
     except Exception as exc:
         best = _best_result(run, layout, codec, x0_flat, f"stopped by {type(exc).__name__}", -1)
         _attach(exc, best)
-        exc.add_note(
+        _note(
+            exc,
             f"dict_minimize: raised after {run.nfev} evaluations of fun ({run.njev} of its "
             "gradient"
             + (f", {constraint_calls()} of the constraints" if flat_constraints else "")
-            + "); the best point so far is in exc.dict_minimize_result"
+            + "); the best point so far is in exc.dict_minimize_result",
         )
         raise
     out = _result(res, layout, codec, run)

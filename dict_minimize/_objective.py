@@ -98,8 +98,8 @@ class Objective:
             # some methods (TNC) do not back off from +inf and step to NaN: stop, keep the best
             raise Aborted(
                 "the method stepped to a non-finite x after non-finite evaluations (it cannot "
-                "back off from +inf; try L-BFGS-B or SLSQP, or nonfinite='raise'); x is the "
-                "best finite point seen"
+                "back off from +inf; try BFGS or SLSQP, bounds that keep x where fun is "
+                "defined, or nonfinite='raise'); x is the best finite point seen"
             )
         return self.layout.build(self.codec.unflatten(x, for_objective=for_objective))
 
@@ -202,7 +202,7 @@ class Objective:
             out = out[0]
         f = scalar_to_float(out)
         self.nfev += 1
-        return self._checked(x, f, None)  # type: ignore[no-any-return]
+        return self._checked(x, f, None)
 
     def grad(self, x: np.ndarray) -> np.ndarray:
         """``jac(x_dict, *args)`` as a float64 vector."""

@@ -168,8 +168,9 @@ HESS_USERS = HESS_ONLY | {"newton-cg", "trust-ncg", "trust-krylov"}
 
 
 def _case(problem: Problem, method: str) -> bool:
-    # dogleg needs a positive definite Hessian everywhere it steps: the convex problem only
-    return not (method == "dogleg" and problem.name == "rosen")
+    # dogleg needs a positive definite Hessian everywhere it steps, and COBYLA's linear models
+    # take minutes down Rosenbrock's valley to these tolerances: the convex problem only
+    return not (method in ("dogleg", "cobyla") and problem.name == "rosen")
 
 
 CASES = [(p, m) for p in PROBLEMS for m in METHODS if _case(PROBLEMS[p], m)]
@@ -398,7 +399,12 @@ def test_no_duplicate_evaluations(fw: Framework, method: str) -> None:
     inner = QUAD.fun(ops(fw))
 
     def fun(d: Any) -> Any:
-        seen.append(flat_of(fw, d, ["w", "v"]))
+        if fw.name == "jax":  # the entries are tracers even when eager: read them on the side
+            import jax
+
+            jax.debug.callback(lambda w, v: seen.append(np.r_[np.ravel(w), v]), d["w"], d["v"])
+        else:
+            seen.append(flat_of(fw, d, ["w", "v"]))
         return inner(d)
 
     # jit=False: under jax.jit fun runs only while tracing, so there is nothing to count

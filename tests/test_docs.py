@@ -86,6 +86,9 @@ def test_docs_exist() -> None:
         "guide/callbacks.md",
         "guide/result.md",
         "guide/errors.md",
+        "guide/derivatives.md",
+        "guide/constraints.md",
+        "guide/failure-modes.md",
     }
     assert expected <= {page_id(p) for p in PAGES}
 
