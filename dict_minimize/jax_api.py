@@ -1,7 +1,6 @@
 """Drop-in ``minimize`` for JAX arrays (the original ``dict_minimize.jax_api``)."""
 
 from dict_minimize._dropin import make_dropin
-from dict_minimize.backends.jax_ad import value_and_grad
 
 minimize = make_dropin(
     "jax",
@@ -13,5 +12,8 @@ minimize = make_dropin(
     Array([2., 2.], dtype=float32)
 """,
 )
+
+# after make_dropin, which names the pip extra when the framework is missing
+from dict_minimize.backends.jax_ad import value_and_grad  # noqa: E402
 
 __all__ = ["minimize", "value_and_grad"]
