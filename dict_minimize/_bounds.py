@@ -13,9 +13,11 @@ from typing import Any
 import numpy as np
 from scipy.optimize import Bounds
 
-from dict_minimize._errors import fmt_key, fmt_keys, fmt_shape, type_name
+from dict_minimize._errors import TENSOR_NAMES, fmt_dtype, fmt_key, fmt_keys, fmt_shape, type_name
 from dict_minimize._layout import Layout
 from dict_minimize._types import Backend
+from dict_minimize.backends import _owner
+from dict_minimize.backends._common import is_real_dtype
 
 
 def _bound_array(
@@ -23,32 +25,45 @@ def _bound_array(
 ) -> np.ndarray | float:
     if value is None:
         return fill
-    if isinstance(value, (bool, str, bytes)):
-        raise TypeError(
-            f"{which}[{fmt_key(key)}] is a {type_name(value)}; expected a number, None, or an "
-            f"array of shape {fmt_shape(shape)}"
+    where = f"{which}[{fmt_key(key)}]"
+
+    def wrong_kind() -> TypeError:
+        return TypeError(
+            f"{where} is a {type_name(value)}; expected a number, None, or an array of shape "
+            f"{fmt_shape(shape)}"
         )
-    try:
-        if isinstance(value, (int, float, np.ndarray, np.generic)):
-            arr = np.asarray(value, dtype=np.float64)
-        elif backend.owns(value):
-            arr = backend.to_numpy(value)
-        else:
-            arr = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
+
+    if isinstance(value, (bool, str, bytes)):
+        raise wrong_kind()
+    owner = _owner(value)
+    if owner is not None and owner not in ("numpy", backend.name):
+        own = TENSOR_NAMES[backend.name]
+        kinds = "a list or a NumPy array" if own == "NumPy array" else f"a NumPy array or a {own}"
         raise TypeError(
-            f"{which}[{fmt_key(key)}] is a {type_name(value)}; expected a number, None, or an "
-            f"array of shape {fmt_shape(shape)}"
-        ) from exc
-    if arr.dtype.kind not in "fiu":
-        raise TypeError(f"{which}[{fmt_key(key)}] has dtype {arr.dtype}; expected real numbers")
+            f"{where} is a {TENSOR_NAMES[owner]}, but x0 holds {own}s; a bound is a number, "
+            f"None, {kinds} of shape {fmt_shape(shape)}"
+        )
+    # the dtype is checked before any conversion, which would drop imaginary parts silently
+    dtype = getattr(value, "dtype", None)
+    if dtype is not None and not is_real_dtype(dtype):
+        raise TypeError(f"{where} has dtype {fmt_dtype(dtype)}; expected real numbers")
+    if owner == backend.name and owner != "numpy":
+        arr = backend.to_numpy(value)
+    else:
+        try:
+            arr = np.asarray(value)  # numbers, lists and NumPy arrays
+        except (TypeError, ValueError, RuntimeError) as exc:  # ragged lists, odd objects
+            raise wrong_kind() from exc
+        if not is_real_dtype(arr.dtype):
+            raise TypeError(f"{where} has dtype {fmt_dtype(arr.dtype)}; expected real numbers")
+        arr = arr.astype(np.float64, copy=False)
     if arr.shape not in ((), shape):
         raise ValueError(
-            f"{which}[{fmt_key(key)}] has shape {fmt_shape(arr.shape)}, expected "
-            f"{fmt_shape(shape)} (the shape of x0[{fmt_key(key)}]) or a scalar"
+            f"{where} has shape {fmt_shape(arr.shape)}, expected {fmt_shape(shape)} (the shape "
+            f"of x0[{fmt_key(key)}]) or a scalar"
         )
     if np.isnan(arr).any():
-        raise ValueError(f"{which}[{fmt_key(key)}] contains NaN; use -inf/inf or None for 'none'")
+        raise ValueError(f"{where} contains NaN; use -inf/inf or None for 'none'")
     return arr
 
 
@@ -61,18 +76,25 @@ def _round_inward(lb: np.ndarray, ub: np.ndarray, np_dtype: np.dtype | None) -> 
     if np_dtype is None or np_dtype == np.float64:
         return
     try:
-        lo = lb.astype(np_dtype)
-        hi = ub.astype(np_dtype)
-        lo_up = np.where(
-            lo.astype(np.float64) < lb, np.nextafter(lo, np.asarray(np.inf, np_dtype)), lo
-        )
-        hi_dn = np.where(
-            hi.astype(np.float64) > ub, np.nextafter(hi, np.asarray(-np.inf, np_dtype)), hi
-        )
+        with np.errstate(over="ignore"):  # bounds beyond the dtype's range: see `ok` below
+            lo = lb.astype(np_dtype)
+            hi = ub.astype(np_dtype)
+            lo_up = np.where(
+                lo.astype(np.float64) < lb, np.nextafter(lo, np.asarray(np.inf, np_dtype)), lo
+            )
+            hi_dn = np.where(
+                hi.astype(np.float64) > ub, np.nextafter(hi, np.asarray(-np.inf, np_dtype)), hi
+            )
     except (TypeError, ValueError):  # dtype without nextafter support: keep float64 bounds
         return
     new_lb, new_ub = lo_up.astype(np.float64), hi_dn.astype(np.float64)
-    ok = new_lb <= new_ub  # an interval with no representable point keeps its float64 bounds
+    # an interval with no representable point keeps its float64 bounds, and so does a finite
+    # bound beyond the dtype's range on the outward side (lb=7e4 in float16 would become inf)
+    ok = (
+        (new_lb <= new_ub)
+        & (np.isfinite(new_lb) == np.isfinite(lb))
+        & (np.isfinite(new_ub) == np.isfinite(ub))
+    )
     lb[ok] = new_lb[ok]
     ub[ok] = new_ub[ok]
 

@@ -46,6 +46,13 @@ def fmt_shape(shape: Iterable[int]) -> str:
     return str(tuple(int(s) for s in shape))
 
 
+def fmt_dtype(dtype: Any) -> str:
+    """A dtype of any framework as it appears in messages: ``'complex64'``, ``'torch.bool'``."""
+    text = str(dtype)
+    name = getattr(dtype, "name", None)  # TensorFlow's DType prints as "<dtype: 'bool'>"
+    return name if text.startswith("<dtype") and isinstance(name, str) else text
+
+
 def missing_framework(backend: str) -> ImportError:
     name = FRAMEWORK_NAMES[backend]
     return ImportError(

@@ -33,15 +33,19 @@ def _mapping_factory(x0: Mapping) -> Callable[[Iterable[tuple[Hashable, Any]]], 
             return cls
     except Exception:
         pass
+    if not isinstance(x0, dict):
+        # a shallow copy of another Mapping may share x0's storage (a view or a wrapper):
+        # writing into it would overwrite x0's entries
+        return dict
     try:
-        template = copy.copy(x0)
+        template = copy.copy(x0)  # a dict subclass (defaultdict, ...): the copy owns its items
         for k in keys:
-            template[k] = x0[k]  # type: ignore[index]
+            template[k] = x0[k]
 
         def build(pairs: Iterable[tuple[Hashable, Any]]) -> Mapping:
             out = copy.copy(x0)
             for k, v in pairs:
-                out[k] = v  # type: ignore[index]
+                out[k] = v
             return out
 
         return build

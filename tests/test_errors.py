@@ -6,12 +6,17 @@ import importlib
 import subprocess
 import sys
 import textwrap
+from collections.abc import MutableMapping
+from typing import Any
 
 import numpy as np
 import pytest
 
 from dict_minimize import minimize
-from tests.conftest import Framework, flat_objective
+from dict_minimize._bounds import make_bounds
+from dict_minimize._layout import make_layout
+from dict_minimize.backends import get_backend
+from tests.conftest import INSTALLED, Framework, flat_objective, get_framework
 
 
 def quad(x: np.ndarray) -> tuple[float, np.ndarray]:
@@ -47,23 +52,30 @@ def test_x0_not_a_mapping(fw: Framework) -> None:
         minimize(flat_objective(fw, quad), fw.tensor([1.0]))
 
 
-@pytest.mark.parametrize("kind", ["int", "bool", "complex"])
-def test_non_floating_entry(fw: Framework, kind: str) -> None:
-    values = {"int": [1, 2], "bool": [True, False], "complex": [1 + 2j, 0j]}[kind]
+def native(fw: Framework, values: Any) -> Any:
+    """A tensor of ``fw`` holding ``values`` with their own dtype (int, bool, complex, ...)."""
+    arr = np.asarray(values)
     if fw.name == "numpy":
-        bad = np.asarray(values)
-    elif fw.name == "torch":
+        return arr
+    if fw.name == "torch":
         import torch
 
-        bad = torch.tensor(values)
-    elif fw.name == "jax":
+        return torch.from_numpy(arr.copy())
+    if fw.name == "jax":
         import jax.numpy as jnp
 
-        bad = jnp.asarray(values)
-    else:
-        import tensorflow as tf
+        return jnp.asarray(arr)
+    import tensorflow as tf
 
-        bad = tf.constant(values)
+    return tf.constant(arr)
+
+
+NON_REAL: dict[str, list[Any]] = {"int": [1, 2], "bool": [True, False], "complex": [1 + 2j, 0j]}
+
+
+@pytest.mark.parametrize("kind", ["int", "bool", "complex"])
+def test_non_floating_entry(fw: Framework, kind: str) -> None:
+    bad = native(fw, NON_REAL[kind])
     with pytest.raises(TypeError, match=r"x0\['bad'\] has dtype .*expected a real floating dtype"):
         minimize(flat_objective(fw, quad), {"ok": fw.tensor([1.0]), "bad": bad})
 
@@ -101,25 +113,9 @@ def test_gradient_wrong_shape(fw: Framework) -> None:
 
 
 def test_gradient_not_floating(fw: Framework) -> None:
-    fun = grad_returning(fw, lambda d: {"w": d["w"], "b": _int_scalar(fw)})
+    fun = grad_returning(fw, lambda d: {"w": d["w"], "b": native(fw, 1)})
     with pytest.raises(TypeError, match=r"gradient for 'b' has dtype .*floating"):
         minimize(fun, good_x0(fw))
-
-
-def _int_scalar(fw: Framework):
-    if fw.name == "numpy":
-        return np.asarray(1)
-    if fw.name == "torch":
-        import torch
-
-        return torch.tensor(1)
-    if fw.name == "jax":
-        import jax.numpy as jnp
-
-        return jnp.asarray(1)
-    import tensorflow as tf
-
-    return tf.constant(1)
 
 
 def test_gradient_not_a_tensor(fw: Framework) -> None:
@@ -220,7 +216,7 @@ def test_hessian_methods_need_hessian(fw: Framework, method: str) -> None:
 
 
 def test_bad_jac(fw: Framework) -> None:
-    with pytest.raises(ValueError, match="jac must be True, a callable"):
+    with pytest.raises(ValueError, match=r"jac must be True, 'autodiff', a callable"):
         minimize(flat_objective(fw, quad), good_x0(fw), jac="5-point")
 
 
@@ -279,3 +275,126 @@ def test_missing_framework_names_the_extra(framework: str) -> None:
 def test_bounds_with_method_that_ignores_them(fw: Framework, method: str) -> None:
     with pytest.raises(ValueError, match=f"method '{method}' cannot handle bounds"):
         minimize(flat_objective(fw, quad), good_x0(fw), method=method, lb_dict={"b": 0.0})
+
+
+# ------------------------------------------------- cases found by the fuzzer (tests/test_fuzz.py)
+
+
+@pytest.mark.parametrize("kind", ["bool", "complex"])
+def test_bound_tensor_of_non_real_dtype(fw: Framework, kind: str) -> None:
+    """A complex bound lost its imaginary part silently; a bool one counted as 0/1."""
+    with pytest.raises(TypeError, match=rf"lb_dict\['b'\] has dtype \S*{kind}\S*; expected real"):
+        minimize(
+            flat_objective(fw, quad), good_x0(fw), lb_dict={"b": native(fw, NON_REAL[kind][0])}
+        )
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        np.bool_(True),
+        np.complex128(1j),
+        np.array([[1j, 0]]),
+        np.datetime64("2020-01-01"),
+        [[0, None]],
+    ],
+    ids=["np.bool_", "np.complex128", "complex-array", "datetime64", "list-with-None"],
+)
+def test_bound_of_non_real_dtype(fw: Framework, bad: Any) -> None:
+    with pytest.raises(TypeError, match=r"ub_dict\['w'\] has dtype \S+; expected real numbers"):
+        minimize(flat_objective(fw, quad), good_x0(fw), ub_dict={"w": bad})
+
+
+def test_bound_tensor_of_another_framework(fw: Framework) -> None:
+    others = [n for n in INSTALLED if n not in (fw.name, "numpy")]
+    if not others:
+        pytest.skip("no second framework with tensors installed")
+    bound = get_framework(others[0]).tensor([[0.0, 0.0]], "float32")
+    if others[0] == "torch":
+        bound.requires_grad_(True)  # np.asarray on it raised RuntimeError
+    with pytest.raises(TypeError, match=r"lb_dict\['w'\] is a \w+ \w+, but x0 holds"):
+        minimize(flat_objective(fw, quad), good_x0(fw), lb_dict={"w": bound})
+
+
+@pytest.mark.parametrize("kind", ["bool", "str"])
+def test_value_of_non_real_dtype(fw: Framework, kind: str) -> None:
+    """A 0-d bool or string value was turned into 1.0 or parsed as a number."""
+    value = native(fw, True) if kind == "bool" else np.array("1.5")
+    _, grad = flat_objective(fw, quad)(good_x0(fw))
+    with pytest.raises(TypeError, match=r"the objective returned a value of dtype \S+; expected a"):
+        minimize(lambda d: (value, grad), good_x0(fw))
+
+
+def test_value_too_large_for_a_float(fw: Framework) -> None:
+    """A huge Python int raised OverflowError."""
+    _, grad = flat_objective(fw, quad)(good_x0(fw))
+    with pytest.raises(ValueError, match=r"returned a number too large for a float \(int\)"):
+        minimize(lambda d: (10**400, grad), good_x0(fw))
+
+
+class View(MutableMapping):
+    """A Mapping over someone else's dict: ``copy.copy`` shares the storage."""
+
+    def __init__(self, data: dict) -> None:
+        self.data = data
+
+    def __getitem__(self, key: Any) -> Any:
+        return self.data[key]
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        self.data[key] = value
+
+    def __delitem__(self, key: Any) -> None:
+        del self.data[key]
+
+    def __iter__(self) -> Any:
+        return iter(self.data)
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+
+def test_view_mapping_x0_is_never_written(fw: Framework) -> None:
+    """x0 of a Mapping type whose copies share storage was overwritten at every evaluation."""
+    x0 = View(good_x0(fw))
+    before = {k: (v, fw.to_numpy(v).copy()) for k, v in x0.items()}
+    seen = []
+    base = flat_objective(fw, quad)
+
+    def fun(d):
+        seen.append(d)
+        return base(d)
+
+    res = minimize(fun, x0)
+    assert res.success
+    for k, (v, values) in before.items():
+        assert x0[k] is v
+        np.testing.assert_array_equal(fw.to_numpy(x0[k]), values)
+    assert type(res.x) is dict and all(d is not x0.data and type(d) is dict for d in seen)
+
+
+def test_value_that_requires_grad_with_a_gradient_free_method() -> None:
+    """float() of the loss warned at every evaluation (Nelder-Mead with a (loss, grads) fun)."""
+    torch = pytest.importorskip("torch")
+
+    def fun(d):
+        loss = ((d["a"] - 1.0) ** 2).sum()
+        return loss, {"a": torch.autograd.grad(loss, d["a"])[0]}
+
+    res = minimize(fun, {"a": torch.zeros(3)}, method="Nelder-Mead", options={"maxiter": 20})
+    assert res.nfev > 1
+
+
+def test_low_precision_bounds_beyond_the_dtype_range(fw: Framework) -> None:
+    """Rounding float16 bounds overflowed (a warning) and turned lb=7e4 into lb=inf."""
+    backend = get_backend(fw.name)
+    layout = make_layout({"w": fw.tensor(np.zeros(3), "float16")}, backend)
+    bounds = make_bounds(
+        {"w": np.array([-7e4, 65504.0, 7e4])},
+        {"w": np.array([7e4, np.inf, np.inf])},
+        layout,
+        backend,
+    )
+    assert bounds is not None
+    np.testing.assert_array_equal(bounds.lb, [-65504.0, 65504.0, 7e4])
+    np.testing.assert_array_equal(bounds.ub, [65504.0, np.inf, np.inf])

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from dict_minimize._errors import fmt_shape, type_name
+from dict_minimize._errors import fmt_dtype, fmt_shape, type_name
 
 
 def scalar_to_float(value: Any, what: str = "the objective") -> float:
@@ -20,8 +20,6 @@ def scalar_to_float(value: Any, what: str = "the objective") -> float:
         return value
     if isinstance(value, bool) or value is None or isinstance(value, (str, bytes)):
         raise TypeError(f"{what} returned a {type_name(value)}; expected a real scalar")
-    if isinstance(value, int):
-        return float(value)
     if isinstance(value, (tuple, list)):
         raise TypeError(
             f"{what} returned a {type_name(value)} of length {len(value)}; expected a real scalar"
@@ -34,13 +32,42 @@ def scalar_to_float(value: Any, what: str = "the objective") -> float:
         )
     dtype = getattr(value, "dtype", None)
     if dtype is not None and "complex" in str(dtype):
-        raise TypeError(f"{what} returned a complex value ({dtype}); expected a real scalar")
+        raise TypeError(
+            f"{what} returned a complex value ({fmt_dtype(dtype)}); expected a real scalar"
+        )
+    if dtype is not None and not is_real_dtype(dtype):
+        raise TypeError(
+            f"{what} returned a value of dtype {fmt_dtype(dtype)}; expected a real scalar"
+        )
+    detach = getattr(value, "detach", None)  # a PyTorch tensor: float() warns if it needs grad
+    if callable(detach):
+        value = detach()
     try:
         return float(value)
+    except OverflowError:  # a Python int (or Fraction) beyond the float range
+        raise ValueError(
+            f"{what} returned a number too large for a float ({type_name(value)})"
+        ) from None
     except (TypeError, ValueError) as exc:
         raise TypeError(
             f"{what} returned a {type_name(value)}, which is not a real scalar"
         ) from exc
+
+
+def is_real_dtype(dtype: Any) -> bool:
+    """True for the real integer and floating dtypes of NumPy, PyTorch, JAX and TensorFlow.
+
+    Bool, complex, string, object, datetime and quantized dtypes are not real numbers.
+
+    Example:
+        >>> is_real_dtype(np.dtype("int32")), is_real_dtype(np.dtype(bool))
+        (True, False)
+    """
+    if isinstance(dtype, np.dtype):
+        return dtype.kind in "iu" or is_floating_np(dtype)
+    # torch.float32 prints as 'torch.float32'; TensorFlow's DType has a .name
+    name = getattr(dtype, "name", None) or str(dtype).removeprefix("torch.")
+    return isinstance(name, str) and name.startswith(("float", "bfloat", "int", "uint"))
 
 
 def is_floating_np(dtype: np.dtype) -> bool:
@@ -55,4 +82,4 @@ def np_concat64(parts: list[np.ndarray], n: int) -> np.ndarray:
     return np.concatenate(parts, dtype=np.float64, casting="unsafe")
 
 
-__all__ = ["fmt_shape", "is_floating_np", "np_concat64", "scalar_to_float"]
+__all__ = ["fmt_shape", "is_floating_np", "is_real_dtype", "np_concat64", "scalar_to_float"]
