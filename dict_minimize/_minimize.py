@@ -252,7 +252,7 @@ def _jac_mode(jac: Any) -> Mode:
         return "autodiff"
     if callable(jac):
         return "callable"
-    if jac is None or jac is False or jac in FD_STRATEGIES:
+    if jac is None or jac is False or (isinstance(jac, str) and jac in FD_STRATEGIES):
         return "value"
     raise ValueError(
         f"jac must be True, 'autodiff', a callable, None, or one of {FD_STRATEGIES}; got {jac!r}"
@@ -301,17 +301,14 @@ def _attach(exc: BaseException, result: OptimizeResult) -> None:
 
 
 def _precision_checks(
-    out: OptimizeResult, name: str, layout: Layout, x0_flat: np.ndarray, fd_hessp: bool
+    out: OptimizeResult, name: str, layout: Layout, flat_jac: Any, fd_hessp: bool
 ) -> None:
     """Catch the float32 traps that leave SciPy's report misleading."""
     if not _low_precision(layout):
         return
     if name == "newton-cg" and fd_hessp and out.success and out.nit <= 1:
-        grad = out.get("jac")
-        moved = grad is None or any(
-            np.any(np.asarray(v) != 0) for v in (grad.values() if grad else [])
-        )
-        if moved:
+        # the flat float64 gradient SciPy saw: no conversion of low-precision tensors needed
+        if flat_jac is None or np.any(np.asarray(flat_jac) != 0):
             out["success"] = False
             out["message"] += (
                 " (dict_minimize: Newton-CG stopped at x0 without progress: its finite-difference "
@@ -492,6 +489,8 @@ def solve(
         raise TypeError(f"callback must be callable; got a {type_name(callback)}")
     if options is not None and not isinstance(options, Mapping):
         raise TypeError(f"options must be a dict; got a {type_name(options)}")
+    if backend is not None and not isinstance(backend, str):
+        raise TypeError(f"backend must be a string; got a {type_name(backend)}")
     if nonfinite not in ("inf", "raise"):
         raise ValueError(f"nonfinite must be 'inf' or 'raise'; got {nonfinite!r}")
     if jit is not None and not isinstance(jit, bool):
@@ -642,6 +641,8 @@ def solve(
             + "); the best point so far is in exc.dict_minimize_result",
         )
         raise
+    if name == "_custom":
+        _check_custom_result(res, method, layout.n)
     out = _result(res, layout, codec, run)
     if flat_constraints:
         out["nfev_constraints"] = constraint_calls()
@@ -666,10 +667,20 @@ def solve(
             stacklevel=3,
         )
     fd_hessp = hess is None and hessp is None
-    _precision_checks(out, name, layout, x0_flat, fd_hessp)
+    _precision_checks(out, name, layout, res.get("jac"), fd_hessp)
     if report:
         print(f"{out.message}\n  fun: {out.fun}  nit: {out.nit}  nfev: {out.nfev}")
     return out
+
+
+def _check_custom_result(res: Any, method: Any, n: int) -> None:
+    x = res.get("x") if isinstance(res, Mapping) else None
+    if x is None or np.size(x) != n or "fun" not in res:
+        what = type_name(res) if x is None else f"x of size {np.size(x)}"
+        raise TypeError(
+            f"the custom method {getattr(method, '__name__', method)!r} must return an "
+            f"OptimizeResult with 'x' ({n} values) and 'fun'; it returned a {what}"
+        )
 
 
 def _scipy_hess(hess: Any) -> bool:

@@ -172,9 +172,13 @@ class Objective:
         else:
             out = self.fun(self.x_dict(x, True), *self.args)
             if not _pair(out):
+                got = (
+                    f"a {type_name(out)} of length {len(out)}"
+                    if isinstance(out, (tuple, list))
+                    else f"a single {type_name(out)}"
+                )
                 raise TypeError(
-                    f"with jac=True, fun must return (value, grad_dict); it returned a single "
-                    f"{type_name(out)}. Return the gradient dict too, pass jac='autodiff' to "
+                    f"with jac=True, fun must return (value, grad_dict); it returned {got}. Return the gradient dict too, pass jac='autodiff' to "
                     "let the framework differentiate fun, jac=<callable returning the gradient "
                     "dict>, or jac='2-point' for finite differences."
                 )
