@@ -11,6 +11,7 @@ from dict_minimize._errors import grad_shape, grad_type, not_floating
 from dict_minimize._layout import Layout
 from dict_minimize._types import Backend, Codec, EntryInfo
 from dict_minimize.backends._common import is_floating_np, np_concat64
+from dict_minimize.backends._runs import shape_runs
 
 
 def owns(value: Any) -> bool:
@@ -28,34 +29,74 @@ def to_numpy(value: Any) -> np.ndarray:
     return np.asarray(value, dtype=np.float64)
 
 
+def _to_device(vec: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """The one "host->device" step of an evaluation: SciPy's vector converted to ``dtype``.
+
+    Always a copy: the objective never aliases SciPy's ``x``. (For NumPy there is no device; the
+    function exists so that every backend moves data through one identifiable call each way.)
+    """
+    return vec.astype(dtype, copy=True)
+
+
+def _to_host(parts: list[np.ndarray], n: int) -> np.ndarray:
+    """The one "device->host" step: 1-D pieces joined into a new float64 vector of size ``n``."""
+    return np_concat64(parts, n)
+
+
+def _check_grads(keys: Sequence[Any], grads: Sequence[Any], shapes: Sequence[tuple]) -> None:
+    """Per-key validation with messages naming the key (the slow path, for odd gradients)."""
+    for key, g, shape in zip(keys, grads, shapes, strict=True):
+        if not isinstance(g, (np.ndarray, np.generic)):
+            raise grad_type(key, g, "a NumPy array")
+        if g.shape != shape:
+            raise grad_shape(key, g.shape, shape)
+        if not is_floating_np(g.dtype):
+            raise not_floating("gradient", key, g.dtype)
+
+
 def make_codec(layout: Layout) -> Codec:
-    dtypes = layout.dtypes
-    shapes = layout.shapes
-    keys = layout.keys
-    offsets = layout.offsets
-    n = layout.n
+    """Views per run of equal shapes over one converted copy; one concatenation back.
+
+    ``unflatten`` converts SciPy's vector once (a copy in the entries' dtype) and hands out views
+    of it: a run of entries of one shape is one ``reshape`` of its block, iterated in C.
+    ``flatten`` checks every gradient with a few list-wide comparisons and joins them with one
+    ``np.concatenate``; only gradients that fail those checks go through the per-key messages.
+    """
+    keys, shapes, dtypes, n = layout.keys, list(layout.shapes), layout.dtypes, layout.n
     common = dtypes[0] if all(d == dtypes[0] for d in dtypes) else None
+    transfer = common if common is not None else np.dtype(np.float64)
+    runs = shape_runs(layout)
+    not_1d = [i for i, s in enumerate(shapes) if len(s) != 1]
 
     def unflatten(vec: np.ndarray, *, for_objective: bool) -> list[np.ndarray]:
-        if common is not None:
-            # one conversion (and copy: the objective may not alias SciPy's x), views per key
-            return layout.split_numpy(vec.astype(common, copy=True))
-        return [
-            vec[a:b].astype(dt).reshape(s)
-            for a, b, dt, s in zip(offsets[:-1], offsets[1:], dtypes, shapes, strict=True)
-        ]
+        host = _to_device(vec, transfer)
+        out: list[np.ndarray] = []
+        for r in runs:
+            block = host[r.start : r.stop]
+            if common is None:
+                block = block.astype(r.dtype, copy=False)
+            if r.length == 1:
+                out.append(block.reshape(r.shape))
+            elif r.shape:  # iterating the (count, *shape) block gives one view per entry
+                out.extend(block.reshape(r.block_shape))
+            else:  # 0-d entries: iteration would give NumPy scalars, not 0-d arrays
+                out.extend(block[j : j + 1].reshape(()) for j in range(r.length))
+        return out
 
     def flatten(value: Any, grads: Sequence[Any]) -> tuple[Any, np.ndarray]:
-        parts = []
-        for key, g, shape in zip(keys, grads, shapes, strict=True):
-            if not isinstance(g, (np.ndarray, np.generic)):
-                raise grad_type(key, g, "a NumPy array")
-            if g.shape != shape:
-                raise grad_shape(key, g.shape, shape)
-            if not is_floating_np(g.dtype):
-                raise not_floating("gradient", key, g.dtype)
-            parts.append(g.reshape(-1))
-        return value, np_concat64(parts, n)
+        parts = list(grads)
+        fast = (
+            {type(g) for g in parts} == {np.ndarray}
+            and [g.shape for g in parts] == shapes
+            and all(is_floating_np(d) for d in {g.dtype for g in parts})
+        )
+        if not fast:
+            _check_grads(keys, parts, shapes)
+            parts = [np.asarray(g).reshape(-1) for g in parts]
+        else:
+            for i in not_1d:
+                parts[i] = parts[i].reshape(-1)
+        return value, _to_host(parts, n)
 
     return Codec(unflatten=unflatten, flatten=flatten)
 

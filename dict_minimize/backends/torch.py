@@ -16,6 +16,8 @@ import torch
 from dict_minimize._errors import grad_shape, grad_type, not_floating, type_name
 from dict_minimize._layout import Layout
 from dict_minimize._types import Backend, Codec, EntryInfo
+from dict_minimize.backends import torch_ad
+from dict_minimize.backends._runs import shape_runs
 
 
 def _np_dtype(dtype: torch.dtype) -> np.dtype | None:
@@ -42,6 +44,11 @@ def describe(key: Hashable, value: Any) -> EntryInfo:
         raise not_floating("x0", key, value.dtype)
     if value.layout != torch.strided:
         raise TypeError(f"x0[{key!r}] is a {value.layout} tensor; expected a dense tensor")
+    if value.is_meta:
+        raise TypeError(
+            f"x0[{key!r}] is on PyTorch's 'meta' device, which holds no data; move it to a real "
+            "device (e.g. .to('cpu'))"
+        )
     return EntryInfo(tuple(value.shape), value.dtype, _np_dtype(value.dtype), value.device)
 
 
@@ -49,27 +56,89 @@ def to_numpy(value: Any) -> np.ndarray:
     return value.detach().to(device="cpu", dtype=torch.float64).numpy()
 
 
+_CPU = torch.device("cpu")
+_TENSOR_TYPES = frozenset({torch.Tensor, torch.nn.Parameter})
+#: dtypes whose conversion NumPy does on the CPU (bfloat16 has no NumPy dtype: torch converts)
+_NP_FLOATS: dict[torch.dtype, np.dtype] = {
+    torch.float16: np.dtype(np.float16),
+    torch.float32: np.dtype(np.float32),
+    torch.float64: np.dtype(np.float64),
+}
+
+
+def _to_device(vec: np.ndarray, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """The one host->device transfer of an evaluation: SciPy's float64 vector as one new tensor
+    of ``dtype`` on ``device`` (a copy: the objective never aliases SciPy's ``x``)."""
+    if device.type == "cpu" and dtype in _NP_FLOATS:
+        # on the CPU NumPy converts several times faster than Tensor.to; from_numpy shares it
+        return torch.from_numpy(vec.astype(_NP_FLOATS[dtype], copy=True))
+    return torch.from_numpy(vec).to(device=device, dtype=dtype, copy=True)
+
+
+def _to_host(pieces: list[torch.Tensor]) -> np.ndarray:
+    """The one device->host transfer of an evaluation: 1-D tensors on one device joined into a
+    new float64 vector. On the CPU, NumPy joins zero-copy views of them in one pass; on another
+    device they are joined there and cross in one copy."""
+    if pieces[0].device.type == "cpu":
+        views = [p.numpy() if p.dtype in _NP_FLOATS else p.float().numpy() for p in pieces]
+        return np.concatenate(views, dtype=np.float64, casting="unsafe")
+    flat = pieces[0] if len(pieces) == 1 else torch.cat(pieces)
+    return flat.to(device=_CPU, dtype=torch.float64).numpy()
+
+
+def _check_grads(keys: Sequence[Any], grads: Sequence[Any], shapes: Sequence[tuple]) -> None:
+    """Per-key validation with messages naming the key (the slow path, for odd gradients)."""
+    for key, g, shape in zip(keys, grads, shapes, strict=True):
+        if not isinstance(g, torch.Tensor):
+            raise grad_type(key, g, "a torch.Tensor")
+        if g.shape != shape:
+            raise grad_shape(key, g.shape, shape)
+        if not g.is_floating_point():
+            raise not_floating("gradient", key, g.dtype)
+        if g.layout != torch.strided:
+            raise TypeError(
+                f"gradient for {key!r} is a {g.layout} tensor; expected a dense tensor (call "
+                ".to_dense() on it)"
+            )
+
+
 def make_codec(layout: Layout) -> Codec:
+    """One transfer each way per evaluation, and a few calls per run of equal shapes.
+
+    With every entry on one device: ``unflatten`` moves SciPy's vector in one transfer (already
+    in the entries' dtype when they share one; on the CPU NumPy does the conversion), then cuts
+    it into zero-copy views, one ``unbind`` per run of equal shapes, made leaves that require
+    grad; ``flatten`` checks all gradients with list-wide comparisons, stacks each run and moves
+    the runs and the value in one transfer (joined by ``cat`` on an accelerator; on the CPU,
+    NumPy joins zero-copy views of them into the float64 vector in one pass).
+    Entries on several devices: one transfer per key each way.
+    """
     keys, shapes, dtypes, devices = layout.keys, layout.shapes, layout.dtypes, layout.devices
-    sizes = list(layout.sizes)
     offsets = layout.offsets
     device = devices[0] if all(d == devices[0] for d in devices) else None
     dtype = dtypes[0] if all(d == dtypes[0] for d in dtypes) else None
-    cpu = torch.device("cpu")
+    transfer = dtype if dtype is not None else torch.float64
+    runs = shape_runs(layout)
+    run_sizes = [r.stop - r.start for r in runs]
+    t_shapes = [torch.Size(s) for s in shapes]
+
+    def split(flat: torch.Tensor) -> list[torch.Tensor]:
+        blocks = (flat,) if len(runs) == 1 else flat.split_with_sizes(run_sizes)
+        out: list[torch.Tensor] = []
+        for r, block in zip(runs, blocks, strict=True):
+            if dtype is None:
+                block = block.to(dtype=r.dtype)
+            if r.length == 1:
+                out.append(block.view(r.shape))
+            else:
+                out.extend(block.view(r.block_shape).unbind(0))
+        return out
 
     def unflatten(vec: np.ndarray, *, for_objective: bool) -> list[torch.Tensor]:
-        host = torch.from_numpy(np.ascontiguousarray(vec, dtype=np.float64))
-        if device is not None and dtype is not None:
-            # one transfer and conversion of the whole vector (a copy: never alias SciPy's x)
-            flat = host.to(device=device, dtype=dtype, copy=True)
-            out = [p.view(s) for p, s in zip(torch.split(flat, sizes), shapes, strict=True)]
-        elif device is not None:
-            flat = host.to(device=device)  # one transfer; the per-key casts below copy
-            out = [
-                p.view(s).to(dtype=dt, copy=True)
-                for p, s, dt in zip(torch.split(flat, sizes), shapes, dtypes, strict=True)
-            ]
+        if device is not None:
+            out = split(_to_device(vec, device, transfer))
         else:  # entries on several devices: one transfer per key
+            host = torch.from_numpy(np.ascontiguousarray(vec, dtype=np.float64))
             out = [
                 host[a:b].view(s).to(device=dev, dtype=dt, copy=True)
                 for a, b, s, dt, dev in zip(
@@ -82,17 +151,16 @@ def make_codec(layout: Layout) -> Codec:
         return out
 
     def flatten(value: Any, grads: Sequence[Any]) -> tuple[Any, np.ndarray]:
-        flats = []
-        for key, g, shape in zip(keys, grads, shapes, strict=True):
-            if not isinstance(g, torch.Tensor):
-                raise grad_type(key, g, "a torch.Tensor")
-            if g.shape != shape:
-                raise grad_shape(key, g.shape, shape)
-            if not g.is_floating_point():
-                raise not_floating("gradient", key, g.dtype)
-            flats.append(g.detach().reshape(-1))
+        fast = (
+            {type(g) for g in grads} <= _TENSOR_TYPES
+            and [g.shape for g in grads] == t_shapes
+            and all(d.is_floating_point for d in {g.dtype for g in grads})
+            and {g.layout for g in grads} == {torch.strided}
+        )
+        if not fast:
+            _check_grads(keys, grads, shapes)
         if device is None:  # several devices: gather on the host
-            parts = [f.to(device=cpu, dtype=torch.float64) for f in flats]
+            parts = [g.detach().reshape(-1).to(device=_CPU, dtype=torch.float64) for g in grads]
             return value, torch.cat(parts).numpy()
         with_value = (
             isinstance(value, torch.Tensor)
@@ -100,16 +168,25 @@ def make_codec(layout: Layout) -> Codec:
             and value.is_floating_point()
             and value.device == device
         )
-        if with_value:  # the value rides along in the same transfer
-            flats.insert(0, value.detach().reshape(1))
-        try:
-            flat = torch.cat(flats)
-        except RuntimeError as exc:
-            found = sorted({str(f.device) for f in flats})
-            raise ValueError(
-                f"gradients must be on the device of x0 ({device}); got devices {found}"
-            ) from exc
-        host = flat.to(device=cpu, dtype=torch.float64).numpy()
+        with torch.no_grad():
+            pieces = [value.reshape(1)] if with_value else []
+            for r in runs:
+                if r.length == 1:
+                    pieces.append(grads[r.first].reshape(-1))
+                else:
+                    try:
+                        block = torch.stack(list(grads[r.first : r.first + r.length]))
+                    except RuntimeError:  # gradients on several devices, or mixed dtypes
+                        pieces.extend(g.reshape(-1) for g in grads[r.first : r.first + r.length])
+                        continue
+                    pieces.append(block.view(-1))
+            found = {p.device for p in pieces}
+            if found != {device}:
+                raise ValueError(
+                    f"gradients must be on the device of x0 ({device}); got devices "
+                    f"{sorted(str(d) for d in found)}"
+                )
+            host = _to_host(pieces)
         if with_value:
             return float(host[0]), host[1:]
         return value, host
@@ -118,5 +195,11 @@ def make_codec(layout: Layout) -> Codec:
 
 
 BACKEND = Backend(
-    name="torch", owns=owns, describe=describe, make_codec=make_codec, to_numpy=to_numpy
+    name="torch",
+    owns=owns,
+    describe=describe,
+    make_codec=make_codec,
+    to_numpy=to_numpy,
+    scalar_ad=torch_ad.scalar_ad,
+    vector_ad=torch_ad.vector_ad,
 )
