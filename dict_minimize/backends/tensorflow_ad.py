@@ -109,13 +109,17 @@ class _Base:
     def _entries(self, xflat: Any) -> list[Any]:
         """The entries of ``x_dict``: slices of the flat vector, cast and reshaped."""
         lay = self.layout
+        # one split: its gradient is one concatenation, where per-key slices would each
+        # scatter into a full-size gradient (quadratic in the number of keys)
+        pieces = tf.split(xflat, list(lay.sizes)) if len(lay.sizes) > 1 else [xflat]
         out = []
-        for i, (shape, dtype, device) in enumerate(
-            zip(lay.shapes, lay.dtypes, lay.devices, strict=True)
+        for piece, shape, dtype, device in zip(
+            pieces, lay.shapes, lay.dtypes, lay.devices, strict=True
         ):
             with tf.device(device) if device else contextlib.nullcontext():
-                piece = xflat[lay.offsets[i] : lay.offsets[i + 1]]
-                out.append(tf.reshape(tf.cast(piece, dtype), shape))
+                if dtype != tf.float64:
+                    piece = tf.cast(piece, dtype)
+                out.append(piece if len(shape) == 1 else tf.reshape(piece, shape))
         return out
 
     def _call(self, xflat: Any, check: Callable[[Any, str], Any]) -> Any:
