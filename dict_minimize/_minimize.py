@@ -21,6 +21,7 @@ from dict_minimize._constraints import CONSTRAINED, make_constraints
 from dict_minimize._errors import fmt_keys, type_name
 from dict_minimize._layout import Layout, make_layout
 from dict_minimize._objective import Aborted, Mode, Objective
+from dict_minimize._threads import limit_blas_threads
 from dict_minimize._types import Codec
 from dict_minimize.backends import detect, get_backend
 
@@ -350,6 +351,7 @@ def minimize(
     backend: str | None = None,
     jit: bool | None = None,
     nonfinite: str = "inf",
+    blas_threads: int | None = 1,
 ) -> OptimizeResult:
     """Minimize a scalar function of a dict of tensors with ``scipy.optimize.minimize``.
 
@@ -408,6 +410,12 @@ def minimize(
             default) counts the point as ``+inf`` so line searches back off, and warns at the
             end naming the keys; ``'raise'`` raises :class:`NonFiniteError`. At ``x0`` it is
             always an error.
+        blas_threads: cap on the threads of SciPy's BLAS during the solve (needs the optional
+            ``threadpoolctl``; ``None`` leaves them alone; the environment variable
+            ``DICT_MINIMIZE_BLAS_THREADS`` overrides, ``off`` disables). L-BFGS-B calls BLAS
+            on vectors of size n at every iteration, where a thread pool costs far more than
+            it gains below ~10^5 variables (see ``benchmarks/RESULTS.md``). Your objective's
+            own BLAS threads are not touched.
 
     Returns:
         OptimizeResult: ``x`` and ``jac`` are dicts like ``x0``; ``fun`` is a float; ``nfev``,
@@ -451,6 +459,7 @@ def minimize(
         backend=backend,
         jit=jit,
         nonfinite=nonfinite,
+        blas_threads=blas_threads,
         interrupt="return",
     )
 
@@ -474,6 +483,7 @@ def solve(
     jit: bool | None,
     nonfinite: str,
     interrupt: str,
+    blas_threads: int | None = 1,
 ) -> OptimizeResult:
     """:func:`minimize`, with the choice of what a KeyboardInterrupt does (the drop-in raises)."""
     if not callable(fun):
@@ -587,18 +597,23 @@ def solve(
         kwargs["hessp"] = hessp_flat
     if flat_constraints:
         kwargs["constraints"] = flat_constraints
+    if blas_threads is not None and (
+        isinstance(blas_threads, bool) or not isinstance(blas_threads, int) or blas_threads < 1
+    ):
+        raise ValueError(f"blas_threads must be None or a positive int; got {blas_threads!r}")
     try:
-        res = scipy.optimize.minimize(
-            fun_flat,
-            x0_flat,
-            method=meth,
-            jac=jac_flat,
-            bounds=bounds,
-            tol=tol,
-            callback=scipy_callback,
-            options=options,
-            **kwargs,
-        )
+        with limit_blas_threads(blas_threads):
+            res = scipy.optimize.minimize(
+                fun_flat,
+                x0_flat,
+                method=meth,
+                jac=jac_flat,
+                bounds=bounds,
+                tol=tol,
+                callback=scipy_callback,
+                options=options,
+                **kwargs,
+            )
     except _Halt:
         assert run.stopped is not None
         x_stop, f_stop = run.stopped

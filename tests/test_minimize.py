@@ -297,3 +297,24 @@ def test_lbfgsb_disp_prints_summary_without_deprecation(fw: Framework, capsys) -
     )
     out = capsys.readouterr().out
     assert res.message in out and f"nit: {res.nit}" in out
+
+
+def test_blas_threads_capped_during_the_solve() -> None:
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    from dict_minimize._threads import ENV_VAR, _controller
+
+    if _controller("scipy") is None or ENV_VAR in __import__("os").environ:
+        pytest.skip("no BLAS library found for SciPy, or the limit is overridden")
+    seen = []
+
+    def fun(d: dict) -> tuple:
+        info = threadpoolctl.threadpool_info()
+        seen.append({i["filepath"]: i["num_threads"] for i in info if i["user_api"] == "blas"})
+        return float(d["x"] @ d["x"]), {"x": 2 * d["x"]}
+
+    minimize(fun, {"x": np.ones(3)}, method="L-BFGS-B")
+    scipy_libs = {lib.filepath for lib in _controller("scipy").lib_controllers}
+    assert all(seen[0][p] == 1 for p in scipy_libs if p in seen[0])
+    with pytest.raises(ValueError, match="blas_threads must be None or a positive int"):
+        minimize(fun, {"x": np.ones(3)}, blas_threads=0)
+    assert minimize(fun, {"x": np.ones(3)}, blas_threads=None).success
