@@ -178,9 +178,10 @@ class Objective:
                     else f"a single {type_name(out)}"
                 )
                 raise TypeError(
-                    f"with jac=True, fun must return (value, grad_dict); it returned {got}. Return the gradient dict too, pass jac='autodiff' to "
-                    "let the framework differentiate fun, jac=<callable returning the gradient "
-                    "dict>, or jac='2-point' for finite differences."
+                    f"with jac=True, fun must return (value, grad_dict); it returned {got}. "
+                    "Return the gradient dict too, pass jac='autodiff' to let the framework "
+                    "differentiate fun, jac=<callable returning the gradient dict>, or "
+                    "jac='2-point' for finite differences."
                 )
             value, grad = out
             value, g = self.codec.flatten(value, values_by_key(grad, self.layout))
