@@ -351,7 +351,7 @@ def minimize(
     backend: str | None = None,
     jit: bool | None = None,
     nonfinite: str = "inf",
-    blas_threads: int | None = 1,
+    blas_threads: int | None = None,
 ) -> OptimizeResult:
     """Minimize a scalar function of a dict of tensors with ``scipy.optimize.minimize``.
 
@@ -410,12 +410,13 @@ def minimize(
             default) counts the point as ``+inf`` so line searches back off, and warns at the
             end naming the keys; ``'raise'`` raises :class:`NonFiniteError`. At ``x0`` it is
             always an error.
-        blas_threads: cap on the threads of SciPy's BLAS during the solve (needs the optional
-            ``threadpoolctl``; ``None`` leaves them alone; the environment variable
-            ``DICT_MINIMIZE_BLAS_THREADS`` overrides, ``off`` disables). L-BFGS-B calls BLAS
-            on vectors of size n at every iteration, where a thread pool costs far more than
-            it gains below ~10^5 variables (see ``benchmarks/RESULTS.md``). Your objective's
-            own BLAS threads are not touched.
+        blas_threads: cap on the threads of SciPy's BLAS during the solve, e.g. ``1`` (uses
+            ``threadpoolctl``; ``None``, the default, leaves them alone; the environment
+            variable ``DICT_MINIMIZE_BLAS_THREADS`` overrides, ``off`` disables). L-BFGS-B
+            calls BLAS on vectors of size n at every iteration, where a thread pool can cost
+            far more than it gains below ~10^5 variables (6-18x per evaluation on a busy
+            2-core machine, see ``benchmarks/README.md``). It changes the last bits of
+            SLSQP's results, so it is opt-in. Your objective's BLAS threads are not touched.
 
     Returns:
         OptimizeResult: ``x`` and ``jac`` are dicts like ``x0``; ``fun`` is a float; ``nfev``,
@@ -483,7 +484,7 @@ def solve(
     jit: bool | None,
     nonfinite: str,
     interrupt: str,
-    blas_threads: int | None = 1,
+    blas_threads: int | None = None,
 ) -> OptimizeResult:
     """:func:`minimize`, with the choice of what a KeyboardInterrupt does (the drop-in raises)."""
     if not callable(fun):

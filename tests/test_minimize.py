@@ -312,7 +312,7 @@ def test_blas_threads_capped_during_the_solve() -> None:
         seen.append({i["filepath"]: i["num_threads"] for i in info if i["user_api"] == "blas"})
         return float(d["x"] @ d["x"]), {"x": 2 * d["x"]}
 
-    minimize(fun, {"x": np.ones(3)}, method="L-BFGS-B")
+    minimize(fun, {"x": np.ones(3)}, method="L-BFGS-B", blas_threads=1)
     scipy_libs = {lib.filepath for lib in _controller("scipy").lib_controllers}
     assert all(seen[0][p] == 1 for p in scipy_libs if p in seen[0])
     with pytest.raises(ValueError, match="blas_threads must be None or a positive int"):
