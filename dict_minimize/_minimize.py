@@ -201,19 +201,26 @@ def _check_hessians(
     """Validate hess/hessp for the method; fill in the autodiff defaults."""
     if isinstance(hess, str) and hess == "cs":
         raise ValueError(f"hess='cs': {_COMPLEX_STEP}")
+    if not (hess is None or callable(hess) or _scipy_hess(hess) or _is_autodiff(hess)):
+        got = repr(hess) if isinstance(hess, str) else f"a {type_name(hess)}"
+        raise ValueError(
+            "hess must be None, 'autodiff', '2-point', '3-point', a "
+            f"scipy.optimize.HessianUpdateStrategy or a callable; got {got}"
+        )
+    if not (hessp is None or callable(hessp) or _is_autodiff(hessp)):
+        got = repr(hessp) if isinstance(hessp, str) else f"a {type_name(hessp)}"
+        raise ValueError(f"hessp must be None, 'autodiff' or a callable; got {got}")
     for arg, value, takes in (("hess", hess, TAKES_HESS), ("hessp", hessp, TAKES_HESSP)):
         if value is not None and name != "_custom" and name not in takes:
             raise ValueError(
                 f"method {method!r} does not use {arg} (SciPy would ignore it); methods that "
                 f"do: {', '.join(sorted(takes))}"
             )
-        if isinstance(value, str) and value == "autodiff" and mode != "autodiff":
+        if _is_autodiff(value) and mode != "autodiff":
             raise ValueError(
                 f"{arg}='autodiff' differentiates fun twice, so fun must return only the value: "
                 "pass jac='autodiff' too"
             )
-    if hessp is not None and not (callable(hessp) or hessp == "autodiff"):
-        raise ValueError(f"hessp must be None, 'autodiff' or a callable; got {hessp!r}")
     if hess is not None and hessp is not None:
         raise ValueError("pass hess or hessp, not both (SciPy would ignore hessp)")
     if mode == "autodiff" and hess is None and hessp is None and has_ad:
@@ -232,7 +239,7 @@ def _check_hessians(
             "jac='autodiff' (with fun returning only the value), hessp=<callable> or "
             "hess=<callable>"
         )
-    dense = (isinstance(hess, str) and hess == "autodiff") or (
+    dense = _is_autodiff(hess) or (
         callable(hess) and not isinstance(hess, scipy.optimize.HessianUpdateStrategy)
     )
     if dense and n * n * 8 > MAX_DENSE_HESSIAN_BYTES:
@@ -249,7 +256,7 @@ def _jac_mode(jac: Any) -> Mode:
         raise ValueError(f"jac='cs': {_COMPLEX_STEP}")
     if jac is True:
         return "pair"
-    if isinstance(jac, str) and jac == "autodiff":
+    if _is_autodiff(jac):
         return "autodiff"
     if callable(jac):
         return "callable"
@@ -544,7 +551,12 @@ def solve(
     if mode == "autodiff" and uses_gradient:
         assert be.scalar_ad is not None
         ad = be.scalar_ad(
-            layout, codec, fun, args, jit=jit, second_order="autodiff" in (hess, hessp)
+            layout,
+            codec,
+            fun,
+            args,
+            jit=jit,
+            second_order=_is_autodiff(hess) or _is_autodiff(hessp),
         )
 
     # remember the last point only when a callback may need its value without re-evaluating
@@ -561,7 +573,7 @@ def solve(
         ad=ad,
         nonfinite=nonfinite,
         track_last=track_last,
-        second_order="autodiff" in (hess, hessp),
+        second_order=_is_autodiff(hess) or _is_autodiff(hessp),
     )
 
     fun_flat: Callable[[np.ndarray], Any]
@@ -575,7 +587,7 @@ def solve(
     else:
         fun_flat, jac_flat = run.value, jac or None
     hess_flat: Any = hess
-    if hess == "autodiff" or (callable(hess) and not _scipy_hess(hess)):
+    if _is_autodiff(hess) or (callable(hess) and not _scipy_hess(hess)):
         hess_flat = run.hess
     hessp_flat = run.hessp if hessp is not None else None
 
@@ -701,4 +713,10 @@ def _check_custom_result(res: Any, method: Any, n: int) -> None:
 
 def _scipy_hess(hess: Any) -> bool:
     """SciPy's own Hessian strategies, passed through unchanged."""
-    return isinstance(hess, scipy.optimize.HessianUpdateStrategy) or hess in FD_STRATEGIES
+    return isinstance(hess, scipy.optimize.HessianUpdateStrategy) or (
+        isinstance(hess, str) and hess in FD_STRATEGIES
+    )
+
+
+def _is_autodiff(value: Any) -> bool:
+    return isinstance(value, str) and value == "autodiff"

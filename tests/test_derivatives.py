@@ -546,6 +546,10 @@ def test_hessian_errors(fw: Framework, monkeypatch: pytest.MonkeyPatch) -> None:
         minimize(obj, x0, method="newton-cg", hess=lambda d: QA, hessp=lambda d, p: p)
     with pytest.raises(ValueError, match="hessp must be None, 'autodiff' or a callable"):
         minimize(obj, x0, method="newton-cg", hessp="2-point")
+    with pytest.raises(ValueError, match=r"hess must be None, 'autodiff', .* got a numpy.ndarray"):
+        minimize(obj, x0, method="trust-exact", hess=QA)  # the matrix, not a function
+    with pytest.raises(ValueError, match=r"hess must be None, .* got '5-point'"):
+        minimize(obj, x0, method="trust-exact", hess="5-point")
     with pytest.raises(ValueError, match="method 'dogleg' needs the Hessian"):
         minimize(obj, x0, method="dogleg")
     monkeypatch.setattr("dict_minimize._minimize.MAX_DENSE_HESSIAN_BYTES", 100)
