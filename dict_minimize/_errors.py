@@ -25,7 +25,10 @@ def type_name(obj: Any) -> str:
     if module == "builtins":
         return cls.__qualname__
     if module in ("jaxlib", "jax"):
-        module = "jax"
+        # a traced value (inside jax.jit) stands for an array: name it as the user sees it
+        return "jax.ArrayImpl" if cls.__qualname__.endswith("Tracer") else f"jax.{cls.__qualname__}"
+    if module == "tensorflow" and cls.__qualname__ in ("SymbolicTensor", "EagerTensor"):
+        return "tensorflow.Tensor"  # graph and eager tensors read the same in messages
     return f"{module}.{cls.__qualname__}"
 
 
@@ -85,4 +88,19 @@ def grad_type(key: Hashable, value: Any, expected: str) -> TypeError:
         )
     return TypeError(
         f"gradient for {fmt_key(key)} is a {type_name(value)}; expected {expected}{hint}"
+    )
+
+
+def pair_error(out: Any) -> TypeError:
+    """``fun`` was to return ``(value, grad_dict)`` (``jac=True``) and returned ``out``."""
+    got = (
+        f"a {type_name(out)} of length {len(out)}"
+        if isinstance(out, (tuple, list))
+        else f"a single {type_name(out)}"
+    )
+    return TypeError(
+        f"with jac=True, fun must return (value, grad_dict); it returned {got}. "
+        "Return the gradient dict too, pass jac='autodiff' to let the framework "
+        "differentiate fun, jac=<callable returning the gradient dict>, or "
+        "jac='2-point' for finite differences."
     )

@@ -14,9 +14,9 @@ from typing import Any, Literal
 
 import numpy as np
 
-from dict_minimize._errors import fmt_key, fmt_keys, fmt_shape, type_name
+from dict_minimize._errors import fmt_key, fmt_keys, fmt_shape, pair_error, type_name
 from dict_minimize._layout import Layout, values_by_key
-from dict_minimize._types import Codec, ScalarAD
+from dict_minimize._types import Codec, CompiledPair, ScalarAD
 from dict_minimize.backends._common import scalar_to_float
 
 #: how derivatives of the objective are obtained
@@ -71,6 +71,7 @@ class Objective:
         hess: Callable | None = None,
         hessp: Callable | None = None,
         ad: ScalarAD | None = None,
+        pair: CompiledPair | None = None,
         nonfinite: str = "inf",
         track_last: bool = False,
         second_order: bool = False,
@@ -78,6 +79,7 @@ class Objective:
         self.fun, self.args, self.layout, self.codec = fun, args, layout, codec
         self.mode, self.user_jac, self.user_hess, self.user_hessp = mode, jac, hess, hessp
         self.ad, self.nonfinite, self.track_last = ad, nonfinite, track_last
+        self.pair = pair  # jac=True, compiled by the backend (the user's fun is traceable)
         self.nfev = self.njev = self.nhev = 0
         self.nit = 0
         self.best_f = math.inf
@@ -169,20 +171,12 @@ class Objective:
             return memo[1], memo[2]
         if self.ad is not None:
             f, g = self.ad.value_and_grad(x)
+        elif self.pair is not None:
+            f, g = self.pair.value_and_grad(x)
         else:
             out = self.fun(self.x_dict(x, True), *self.args)
             if not _pair(out):
-                got = (
-                    f"a {type_name(out)} of length {len(out)}"
-                    if isinstance(out, (tuple, list))
-                    else f"a single {type_name(out)}"
-                )
-                raise TypeError(
-                    f"with jac=True, fun must return (value, grad_dict); it returned {got}. "
-                    "Return the gradient dict too, pass jac='autodiff' to let the framework "
-                    "differentiate fun, jac=<callable returning the gradient dict>, or "
-                    "jac='2-point' for finite differences."
-                )
+                raise pair_error(out)
             value, grad = out
             value, g = self.codec.flatten(value, values_by_key(grad, self.layout))
             f = value if type(value) is float else scalar_to_float(value)

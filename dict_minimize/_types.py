@@ -69,13 +69,33 @@ class ScalarAD(Protocol):
     - ``fun_calls``: how many times the user's ``fun`` ran (Python calls; traces under jit).
     """
 
-    fun_calls: int
+    @property
+    def fun_calls(self) -> int: ...
 
     def value_and_grad(self, x: FloatVector) -> tuple[float, FloatVector]: ...
 
     def hvp(self, x: FloatVector, p: FloatVector) -> FloatVector: ...
 
     def hess(self, x: FloatVector) -> FloatVector: ...
+
+
+class CompiledPair(Protocol):
+    """``fun(x_dict, *args) -> (value, grad_dict)`` (``jac=True``) compiled as one function of
+    SciPy's flat vector, for a ``fun`` the framework can trace (a ``jax.jit`` or ``tf.function``).
+
+    Built by a backend's ``compile_pair(layout, codec, fun, args, jit=...)``, which returns None
+    when it does not compile (``jit=False``, or ``jit=None`` and ``fun`` is not already compiled).
+    Splitting the vector, calling ``fun`` and joining the gradients are one compiled call: the
+    per-call cost of a compiled ``fun`` over many entries (one argument per entry) is gone.
+
+    - ``value_and_grad(x) -> (float, (n,) float64)``: one call, one transfer each way.
+    - ``fun_calls``: how many times the user's ``fun`` ran in Python (traces).
+    """
+
+    @property
+    def fun_calls(self) -> int: ...
+
+    def value_and_grad(self, x: FloatVector) -> tuple[float, FloatVector]: ...
 
 
 class VectorAD(Protocol):
@@ -91,7 +111,8 @@ class VectorAD(Protocol):
     - ``fun_calls``: how many times ``cfun`` ran.
     """
 
-    fun_calls: int
+    @property
+    def fun_calls(self) -> int: ...
 
     def value(self, x: FloatVector) -> FloatVector: ...
 
@@ -105,6 +126,8 @@ class Backend(NamedTuple):
 
     ``scalar_ad`` and ``vector_ad`` build the automatic-differentiation objects
     (:class:`ScalarAD`, :class:`VectorAD`); None for a framework without autodiff (NumPy).
+    ``compile_pair`` builds a :class:`CompiledPair` (or None); None for a framework that does
+    not compile (NumPy, PyTorch).
     """
 
     name: str
@@ -114,3 +137,4 @@ class Backend(NamedTuple):
     to_numpy: Callable[[Any], np.ndarray]
     scalar_ad: Callable[..., ScalarAD] | None = None
     vector_ad: Callable[..., VectorAD] | None = None
+    compile_pair: Callable[..., CompiledPair | None] | None = None

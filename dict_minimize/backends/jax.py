@@ -22,7 +22,7 @@ from dict_minimize._layout import Layout
 from dict_minimize._types import Backend, Codec, EntryInfo
 from dict_minimize.backends._common import is_floating_np, np_concat64
 from dict_minimize.backends._runs import shape_runs
-from dict_minimize.backends.jax_ad import scalar_ad, vector_ad
+from dict_minimize.backends.jax_ad import compile_pair, scalar_ad, vector_ad
 
 
 def owns(value: Any) -> bool:
@@ -193,4 +193,5 @@ BACKEND = Backend(
     to_numpy=to_numpy,
     scalar_ad=scalar_ad,
     vector_ad=vector_ad,
+    compile_pair=compile_pair,
 )

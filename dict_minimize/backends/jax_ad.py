@@ -50,8 +50,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dict_minimize._errors import type_name
-from dict_minimize._layout import Layout, _mapping_factory
+from dict_minimize._errors import grad_shape, grad_type, not_floating, pair_error, type_name
+from dict_minimize._layout import Layout, _mapping_factory, values_by_key
 from dict_minimize._types import Codec
 from dict_minimize.backends._ad import (
     VALUE_AND_GRAD_DOC,
@@ -76,7 +76,10 @@ _TRACE_ERRORS = (
 )
 _JIT_HINT = "dict_minimize: {what} was compiled with jax.jit; pass jit=False to run it eagerly"
 _WHERE = "with jac='autodiff'"
+_PAIR_WHERE = "with jac=True"
 _TENSOR = "JAX array"
+#: attribute marking a function of this package as traceable by jax.jit
+_TRACEABLE = "_dict_minimize_traceable"
 
 # fun -> OrderedDict(signature -> compiled functions); weak on fun, LRU per fun
 _CACHE: weakref.WeakKeyDictionary[Any, OrderedDict[Hashable, Any]] = weakref.WeakKeyDictionary()
@@ -290,6 +293,32 @@ def _scalar_functions(
     return _Scalar(value_and_grad, packed, hvp, hess)
 
 
+def _pair_packed(call: Callable, layout: Layout, placement: _Placement, spec: _ArgSpec) -> Callable:
+    """``(x_flat, dyn) -> grad with the value appended`` for ``fun -> (value, grad_dict)``,
+    traced: what ``fun`` returns is checked once per trace (shapes are static)."""
+    pieces = _make_pieces(layout, placement, traced=True)
+    keys, shapes = layout.keys, layout.shapes
+
+    def packed(x: jax.Array, dyn: Any) -> jax.Array:
+        out = call(layout.build(pieces(x)), *spec.rebuild(dyn))
+        if not (isinstance(out, (tuple, list)) and len(out) == 2):
+            raise pair_error(out)
+        value = _check_scalar(out[0], _PAIR_WHERE)
+        grads = values_by_key(out[1], layout)
+        for key, g, shape in zip(keys, grads, shapes, strict=True):
+            if not isinstance(g, jax.Array):
+                raise grad_type(key, g, "a JAX array")
+            if g.shape != shape:
+                raise grad_shape(key, g.shape, shape)
+            if not is_floating_np(np.dtype(g.dtype)):
+                raise not_floating("gradient", key, g.dtype)
+        g = _concat(grads, x.dtype)
+        dtype = jnp.promote_types(value.dtype, g.dtype)
+        return jnp.concatenate([g.astype(dtype), value.reshape(1).astype(dtype)])
+
+    return packed
+
+
 def _jacobian_of(y: jax.Array, lin: Callable, x: jax.Array) -> jax.Array:
     """The ``(m, n)`` Jacobian from a linearisation ``y, lin = jax.linearize(c, x)``: reverse
     mode (m transposed products) when the output is smaller than the input, else forward mode."""
@@ -372,7 +401,9 @@ class _Compiled:
                 return jax.jit(f)
             return jax.jit(f, in_shardings=(flat,) * vectors + (None,))
 
-        if kind == "scalar":
+        if kind == "pair":
+            self.packed = jit(_pair_packed(call, layout, placement, spec), 1)
+        elif kind == "scalar":
             s = _scalar_functions(call, layout, placement, spec, traced=True)
             self.packed = jit(s.packed, 1)
             self.hvp = jit(s.hvp, 2)
@@ -556,6 +587,20 @@ class JaxScalarAD(_Base):
         return (h + h.T) * 0.5
 
 
+class JaxPair(_Base):
+    """:class:`~dict_minimize._types.CompiledPair` for JAX; build it with :func:`compile_pair`."""
+
+    _kind = "pair"
+
+    def __init__(self, layout: Layout, fun: Callable, args: Sequence[Any]) -> None:
+        super().__init__(layout, fun, args, True)
+
+    def value_and_grad(self, x: np.ndarray) -> tuple[float, np.ndarray]:
+        """``fun``'s value and gradient at ``x``: a float and a float64 vector."""
+        out = _host64(self._jitted("packed", self._host(x)))
+        return float(out[self.n]), out[: self.n]
+
+
 class JaxVectorAD(_Base):
     """:class:`~dict_minimize._types.VectorAD` for JAX; build it with :func:`vector_ad`."""
 
@@ -687,6 +732,57 @@ def vector_ad(
     return JaxVectorAD(layout, cfun, args, jit=_resolve_jit(jit))
 
 
+def is_compiled(fun: Any) -> bool:
+    """True for a function compiled with ``jax.jit`` (or this package's ``value_and_grad`` with
+    jit on): one that is already traced, so tracing it inside a larger function is safe."""
+    return isinstance(fun, jax.stages.Wrapped) or getattr(fun, _TRACEABLE, False) is True
+
+
+def compile_pair(
+    layout: Layout,
+    codec: Codec | None,
+    fun: Callable,
+    args: Sequence[Any] = (),
+    *,
+    jit: bool | None = None,
+) -> JaxPair | None:
+    """``fun(x_dict, *args) -> (value, grad_dict)`` compiled on SciPy's flat vector, or None.
+
+    A ``jax.jit`` function called on a dict pays per entry at every call (flattening the dict,
+    checking and passing each array). Traced inside one compiled function of the flat vector,
+    with the split before it and the concatenation after it, that cost is gone: one dispatch
+    and one transfer each way, whatever the number of keys.
+
+    Args:
+        layout: the layout of ``x0``.
+        codec: the backend's codec (unused).
+        fun: returns ``(value, grad_dict)`` from JAX operations on ``x_dict``.
+        args: extra positional arguments for ``fun``, as for :func:`scalar_ad`.
+        jit: True compiles any ``fun`` (it must be traceable); None (the default) compiles
+            only a ``fun`` that is already compiled (``jax.jit``, or ``value_and_grad`` from
+            this package); False never.
+
+    Returns:
+        JaxPair | None: ``value_and_grad`` and ``fun_calls``; None when not compiling.
+
+    Example:
+        >>> import jax, jax.numpy as jnp, numpy as np
+        >>> from dict_minimize._layout import make_layout
+        >>> from dict_minimize.backends import get_backend
+        >>> lay = make_layout({"a": jnp.zeros(2), "b": jnp.zeros(())}, get_backend("jax"))
+        >>> fun = jax.jit(jax.value_and_grad(lambda d: jnp.sum(d["a"] ** 2) + 3 * d["b"]))
+        >>> compile_pair(lay, None, fun).value_and_grad(np.array([1.0, 2.0, 0.5]))
+        (6.5, array([2., 4., 3.]))
+        >>> compile_pair(lay, None, fun, jit=False) is None
+        True
+    """
+    del codec
+    if jit is False or (jit is None and not is_compiled(fun)):
+        return None
+    _resolve_jit(jit)  # the TypeError for anything but None/True/False
+    return JaxPair(layout, fun, args)
+
+
 _HELPER_WHERE = "in value_and_grad(fun)"
 
 
@@ -738,6 +834,7 @@ def value_and_grad(fun: Callable, *, jit: bool = True) -> Callable[..., tuple[ja
                 raise
         return value, factory(zip(keys, grads, strict=True))
 
+    setattr(value_and_grad_fun, _TRACEABLE, jit)
     return value_and_grad_fun
 
 
@@ -767,10 +864,13 @@ value_and_grad.__doc__ = VALUE_AND_GRAD_DOC.format(
 
 __all__ = [
     "CACHE_PER_FUN",
+    "JaxPair",
     "JaxScalarAD",
     "JaxVectorAD",
     "cache_size",
     "clear_cache",
+    "compile_pair",
+    "is_compiled",
     "scalar_ad",
     "value_and_grad",
     "vector_ad",

@@ -174,4 +174,5 @@ BACKEND = Backend(
     to_numpy=to_numpy,
     scalar_ad=tensorflow_ad.scalar_ad,
     vector_ad=tensorflow_ad.vector_ad,
+    compile_pair=tensorflow_ad.compile_pair,
 )

@@ -20,14 +20,24 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Callable, Mapping
+import threading
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Mapping
 from typing import Any, NamedTuple
 
 import numpy as np
 import tensorflow as tf
 
-from dict_minimize._errors import fmt_key, not_floating, type_name
-from dict_minimize._layout import Layout, _mapping_factory
+from dict_minimize._errors import (
+    fmt_key,
+    grad_shape,
+    grad_type,
+    not_floating,
+    pair_error,
+    type_name,
+)
+from dict_minimize._layout import Layout, _mapping_factory, values_by_key
 from dict_minimize._types import Codec
 from dict_minimize.backends._ad import (
     VALUE_AND_GRAD_DOC,
@@ -41,6 +51,10 @@ from dict_minimize.backends._ad import (
 )
 
 _WHERE = "with jac='autodiff'"
+_PAIR_WHERE = "with jac=True"
+#: attribute marking a function of this package as traceable by tf.function
+_TRACEABLE = "_dict_minimize_traceable"
+_POLYMORPHIC = tf.types.experimental.PolymorphicFunction
 _TENSOR = "tf.Tensor"
 _ZERO = tf.UnconnectedGradients.ZERO
 
@@ -78,8 +92,9 @@ def _dense(g: Any) -> Any:
 
 
 def _host(t: Any) -> np.ndarray:
-    """A float64 NumPy copy (never a view of the tensor's buffer)."""
-    return np.array(t.numpy(), dtype=np.float64, copy=True)
+    """A float64 NumPy copy (never a view of the tensor's buffer: ``.numpy()`` copies)."""
+    out = t.numpy()
+    return out if out.dtype == np.float64 else out.astype(np.float64)
 
 
 class _Tapes(NamedTuple):
@@ -90,23 +105,26 @@ class _Tapes(NamedTuple):
     grad: Any  # first derivatives (n,), recorded by ``outer``
 
 
-class _Base:
-    def __init__(self, layout: Layout, codec: Codec, fun: Callable, args: tuple, jit: Any):
-        self.layout, self.codec, self.fun, self.args = layout, codec, fun, tuple(args)
-        self.jit = as_jit(jit)
-        self.n = layout.n
-        self.fun_calls = 0
-        self._error: Exception | None = None  # a user error raised while tracing
-        devices = layout.devices
-        self._device = devices[0] if all(d == devices[0] for d in devices) else None
+class _ConstraintTape(NamedTuple):
+    tape: tf.GradientTape
+    xflat: Any
+    out: Any  # the constraint's values, flattened to float64, recorded by ``tape``
 
-    def _xflat(self, x: np.ndarray) -> Any:
-        """SciPy's vector as a float64 tensor that owns a copy of it."""
-        x = np.array(as_vector(x, self.n, "x"), copy=True)
-        with tf.device(self._device) if self._device else contextlib.nullcontext():
-            return tf.constant(x)
 
-    def _entries(self, xflat: Any) -> list[Any]:
+class _Core:
+    """What the traced bodies need, shared by every ``minimize`` call that compiles the same
+    ``fun`` over the same layout: the layout, the user's function (held weakly when cached),
+    the trace counter, the compiled functions, and the user's error of the current trace."""
+
+    def __init__(self, layout: Layout, fun: Callable, *, weak: bool) -> None:
+        self.layout = layout
+        self._ref: Callable[[], Any] = weakref.ref(fun) if weak else (lambda: fun)
+        self.calls = 0  # Python calls of fun: traces under jit
+        self.functions: dict[str, Callable] = {}
+        self._local = threading.local()  # the user's error of a failed trace, per thread
+        self._lock = threading.Lock()
+
+    def entries(self, xflat: Any) -> list[Any]:
         """The entries of ``x_dict``: slices of the flat vector, cast and reshaped."""
         lay = self.layout
         # one split: its gradient is one concatenation, where per-key slices would each
@@ -122,45 +140,192 @@ class _Base:
                 out.append(piece if len(shape) == 1 else tf.reshape(piece, shape))
         return out
 
-    def _call(self, xflat: Any, check: Callable[[Any, str], Any]) -> Any:
-        self.fun_calls += 1
-        value = self.fun(self.layout.build(self._entries(xflat)), *self.args)
+    def run(self, xflat: Any, args: tuple, check: Callable[[Any], Any]) -> Any:
+        """``check(fun(x_dict, *args))``; a TypeError/ValueError of ``check`` is kept so that it
+        can be raised as is, not as rewritten by ``tf.function``'s tracing."""
+        self.calls += 1
+        fun = self._ref()
+        assert fun is not None  # whoever uses a cached core holds fun
+        out = fun(self.layout.build(self.entries(xflat)), *args)
         try:
-            return check(value, _WHERE)
+            return check(out)
         except (TypeError, ValueError) as exc:
-            if self.jit:  # raised again as is, not as rewritten by tf.function's tracing
-                self._error = exc
+            self._local.error = exc
             raise
 
-    def _function(self, body: Callable, *sizes: int | None) -> Callable:
-        """``body`` as is (eager) or as one ``tf.function`` of float64 vectors (jit)."""
-        if not self.jit:
-            return body
-        traced = tf.function(body, input_signature=[tf.TensorSpec([s], tf.float64) for s in sizes])
+    def tapes(
+        self, xflat: Any, args: tuple, check: Callable, weights: Any = None
+    ) -> tuple[Any, _Tapes]:
+        """Value and first derivatives under a persistent outer tape (for second order)."""
+        with tf.GradientTape(persistent=True) as outer:
+            outer.watch(xflat)
+            with tf.GradientTape() as inner:
+                inner.watch(xflat)
+                value = self.run(xflat, args, check)
+                target = value if weights is None else tf.reduce_sum(_flat64(value) * weights)
+            grad = inner.gradient(target, xflat, unconnected_gradients=_ZERO)
+        return value, _Tapes(outer, xflat, _dense(grad))
 
-        @functools.wraps(body)
+    def traced(self, body: Callable[..., Any]) -> Callable[..., Any]:
+        """``body(core, *vectors, args)`` as one ``tf.function``, made once per core.
+
+        ``args`` is an input of the function, so TensorFlow's own rules decide when it traces
+        again: tensors and NumPy arrays by shape and dtype, Python numbers by value, other
+        objects by identity.
+        """
+        with self._lock:
+            fn = self.functions.get(body.__name__)
+            if fn is None:
+                fn = self.functions[body.__name__] = tf.function(functools.partial(body, self))
+
         def call(*inputs: Any) -> Any:
-            self._error = None
+            self._local.error = None
             try:
-                return traced(*inputs)
+                return fn(*inputs)
             except (TypeError, ValueError):
-                error, self._error = self._error, None
+                error, self._local.error = self._local.error, None
                 if error is not None:
                     raise error from None
                 raise
 
         return call
 
-    def _tapes(self, xflat: Any, check: Callable, weights: Any = None) -> tuple[Any, _Tapes]:
-        """Value and first derivatives under a persistent outer tape (for second order)."""
-        with tf.GradientTape(persistent=True) as outer:
-            outer.watch(xflat)
-            with tf.GradientTape() as inner:
-                inner.watch(xflat)
-                value = self._call(xflat, check)
-                target = value if weights is None else tf.reduce_sum(_flat64(value) * weights)
-            grad = inner.gradient(target, xflat, unconnected_gradients=_ZERO)
-        return value, _Tapes(outer, xflat, _dense(grad))
+
+# fun -> OrderedDict((kind, layout, mapping factory) -> _Core); weak on fun, LRU per fun
+_CACHE: weakref.WeakKeyDictionary[Any, OrderedDict[Hashable, _Core]] = weakref.WeakKeyDictionary()
+_CACHE_LOCK = threading.Lock()
+#: how many layouts are kept compiled for one ``fun``
+CACHE_PER_FUN = 8
+
+
+def _cached_core(kind: str, layout: Layout, fun: Callable) -> _Core:
+    """The shared core for compiling ``fun`` over ``layout``: repeated ``minimize`` calls with
+    the same ``fun`` reuse its traces."""
+    key: Hashable = (kind, layout, layout.factory)
+    try:
+        weakref.ref(fun)
+        hash(fun)
+    except TypeError:  # fun cannot be a weak key: compile for this call only
+        return _Core(layout, fun, weak=False)
+    with _CACHE_LOCK:
+        per_fun = _CACHE.get(fun)
+        if per_fun is None:
+            per_fun = _CACHE[fun] = OrderedDict()
+        core = per_fun.get(key)
+        if core is None:
+            core = per_fun[key] = _Core(layout, fun, weak=True)
+            while len(per_fun) > CACHE_PER_FUN:
+                per_fun.popitem(last=False)
+        else:
+            per_fun.move_to_end(key)
+    return core
+
+
+def _check_pair(out: Any, layout: Layout) -> tuple[Any, list[Any]]:
+    """``fun -> (value, grad_dict)``: the value and the gradients in layout order, checked."""
+    if not (isinstance(out, (tuple, list)) and len(out) == 2):
+        raise pair_error(out)
+    value = _check_scalar(out[0], _PAIR_WHERE)
+    grads = values_by_key(out[1], layout)
+    for key, g, shape in zip(layout.keys, grads, layout.shapes, strict=True):
+        if not isinstance(g, (tf.Tensor, tf.IndexedSlices)):
+            raise grad_type(key, g, "a tf.Tensor")
+        if tuple(g.shape) != shape:
+            raise grad_shape(key, tuple(g.shape), shape)
+        if not g.dtype.is_floating:
+            raise not_floating("gradient", key, g.dtype.name)
+    return value, grads
+
+
+def _scalar(value: Any) -> Any:
+    return _check_scalar(value, _WHERE)
+
+
+def _vector(value: Any) -> Any:
+    return _check_vector(value, _WHERE)
+
+
+# --- the bodies: functions of (core, *float64 vectors, args), eager or traced ---------------
+
+
+def _vg_body(core: _Core, xflat: Any, args: tuple) -> Any:
+    """The gradient with the value appended (one vector: one transfer back)."""
+    with tf.GradientTape() as tape:
+        tape.watch(xflat)
+        value = core.run(xflat, args, _scalar)
+    grad = _dense(tape.gradient(value, xflat, unconnected_gradients=_ZERO))
+    return tf.concat([grad, tf.reshape(tf.cast(value, tf.float64), [1])], 0)
+
+
+def _hvp_body(core: _Core, xflat: Any, p: Any, args: tuple) -> Any:
+    _, tapes = core.tapes(xflat, args, _scalar)
+    return _hvp(tapes, p)
+
+
+def _hess_body(core: _Core, xflat: Any, args: tuple) -> Any:
+    _, tapes = core.tapes(xflat, args, _scalar)
+    return _hess(tapes)
+
+
+def _pair_body(core: _Core, xflat: Any, args: tuple) -> Any:
+    value, grads = core.run(xflat, args, lambda out: _check_pair(out, core.layout))
+    parts = [_flat64(_dense(g)) for g in grads]
+    return tf.concat([*parts, tf.reshape(tf.cast(value, tf.float64), [1])], 0)
+
+
+def _record(core: _Core, xflat: Any, args: tuple) -> _ConstraintTape:
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(xflat)
+        out = _flat64(core.run(xflat, args, _vector))
+    return _ConstraintTape(tape, xflat, out)
+
+
+def _cvalue_body(core: _Core, xflat: Any, args: tuple) -> Any:
+    return _flat64(core.run(xflat, args, _vector))
+
+
+def _cjac_body(core: _Core, xflat: Any, args: tuple) -> Any:
+    return _jacobian(_record(core, xflat, args))
+
+
+def _cvhp_body(core: _Core, xflat: Any, v: Any, p: Any, args: tuple) -> Any:
+    _, tapes = core.tapes(xflat, args, _vector, weights=v)
+    return _hvp(tapes, p)
+
+
+class _Base:
+    _kind = "scalar"
+
+    def __init__(self, layout: Layout, codec: Codec, fun: Callable, args: tuple, jit: Any):
+        self.layout, self.codec, self.fun, self.args = layout, codec, fun, tuple(args)
+        self.jit = as_jit(jit)
+        self.n = layout.n
+        self._core = (
+            _cached_core(self._kind, layout, fun) if self.jit else _Core(layout, fun, weak=False)
+        )
+        self._calls_base = self._core.calls
+        devices = layout.devices
+        self._device = devices[0] if all(d == devices[0] for d in devices) else None
+
+    @property
+    def fun_calls(self) -> int:
+        """Python calls of the user's function (under jit: traces since this object was made)."""
+        return self._core.calls - self._calls_base
+
+    def _xflat(self, x: np.ndarray) -> Any:
+        """SciPy's vector as a float64 tensor that owns a copy of it (``tf.constant`` copies)."""
+        x = as_vector(x, self.n, "x")
+        with tf.device(self._device) if self._device else contextlib.nullcontext():
+            return tf.constant(x)
+
+    def _function(self, body: Callable[..., Any]) -> Callable[..., Any]:
+        """``body`` of float64 vectors, eager or as one cached ``tf.function`` (jit); the
+        extra arguments are passed at each call."""
+        core, args = self._core, self.args
+        if not self.jit:
+            return lambda *vectors: body(core, *vectors, args)
+        traced = core.traced(body)
+        return lambda *vectors: traced(*vectors, args)
 
 
 class TensorFlowScalarAD(_Base):
@@ -179,40 +344,24 @@ class TensorFlowScalarAD(_Base):
         super().__init__(layout, codec, fun, args, jit)
         self.second_order = bool(second_order)
         self._cache: PointCache[_Tapes] = PointCache()
-        self._vg = self._function(self._vg_body, self.n)
-        self._hvp_fn = self._function(self._hvp_body, self.n, self.n)
-        self._hess_fn = self._function(self._hess_body, self.n)
-
-    def _vg_body(self, xflat: Any) -> tuple[Any, Any]:
-        with tf.GradientTape() as tape:
-            tape.watch(xflat)
-            value = self._call(xflat, _check_scalar)
-        grad = tape.gradient(value, xflat, unconnected_gradients=_ZERO)
-        return tf.cast(value, tf.float64), _dense(grad)
-
-    def _hvp_body(self, xflat: Any, p: Any) -> Any:
-        _, tapes = self._tapes(xflat, _check_scalar)
-        return _hvp(tapes, p)
-
-    def _hess_body(self, xflat: Any) -> Any:
-        _, tapes = self._tapes(xflat, _check_scalar)
-        return _hess(tapes)
+        self._vg = self._function(_vg_body)
+        self._hvp_fn = self._function(_hvp_body)
+        self._hess_fn = self._function(_hess_body)
 
     def value_and_grad(self, x: np.ndarray) -> tuple[float, np.ndarray]:
         xflat = self._xflat(x)
         if self.jit or not self.second_order:
             self._cache.clear()
-            value, grad = self._vg(xflat)
-        else:
-            value, tapes = self._tapes(xflat, _check_scalar)
-            self._cache.put(x, tapes)
-            grad = tapes.grad
-        return float(tf.cast(value, tf.float64).numpy()), _host(grad)
+            out = _host(self._vg(xflat))
+            return float(out[self.n]), out[: self.n]
+        value, tapes = self._core.tapes(xflat, self.args, _scalar)
+        self._cache.put(x, tapes)
+        return float(tf.cast(value, tf.float64).numpy()), _host(tapes.grad)
 
     def _cached(self, x: np.ndarray) -> _Tapes:
         tapes = self._cache.get(x)
         if tapes is None:
-            _, tapes = self._tapes(self._xflat(x), _check_scalar)
+            _, tapes = self._core.tapes(self._xflat(x), self.args, _scalar)
             self._cache.put(x, tapes)
         return tapes
 
@@ -228,6 +377,21 @@ class TensorFlowScalarAD(_Base):
         else:
             h = _host(_hess(self._cached(as_vector(x, self.n, "x"))))
         return (h + h.T) / 2
+
+
+class TensorFlowPair(_Base):
+    """:class:`~dict_minimize._types.CompiledPair` for TensorFlow; see :func:`compile_pair`."""
+
+    _kind = "pair"
+
+    def __init__(self, layout: Layout, codec: Codec, fun: Callable, args: tuple) -> None:
+        super().__init__(layout, codec, fun, args, True)
+        self._packed = self._function(_pair_body)
+
+    def value_and_grad(self, x: np.ndarray) -> tuple[float, np.ndarray]:
+        """``fun``'s value and gradient at ``x``: a float and a float64 vector (one transfer)."""
+        out = _host(self._packed(self._xflat(x)))
+        return float(out[self.n]), out[: self.n]
 
 
 def _hvp(tapes: _Tapes, p: Any) -> Any:
@@ -266,45 +430,24 @@ def _jacobian_rows(tape: tf.GradientTape, target: Any, source: Any) -> Any:
     return tape.jacobian(target, source, unconnected_gradients=_ZERO)
 
 
-class _ConstraintTape(NamedTuple):
-    tape: tf.GradientTape
-    xflat: Any
-    out: Any  # the constraint's values, flattened to float64, recorded by ``tape``
-
-
 class TensorFlowVectorAD(_Base):
     """:class:`~dict_minimize._types.VectorAD` for TensorFlow; see :func:`vector_ad`."""
+
+    _kind = "vector"
 
     def __init__(self, layout: Layout, codec: Codec, cfun: Callable, args: tuple, *, jit: Any):
         super().__init__(layout, codec, cfun, args, jit)
         self._cache: PointCache[_ConstraintTape] = PointCache()
         self._vhp_cache: PointCache[_Tapes] = PointCache()  # keyed by (x, v)
-        self._value_fn = self._function(self._value_body, self.n)
-        self._jac_fn = self._function(self._jac_body, self.n)
-        # the multipliers' size m is known only once cfun has run
-        self._vhp_fn = self._function(self._vhp_body, self.n, None, self.n)
-
-    def _record(self, xflat: Any) -> _ConstraintTape:
-        with tf.GradientTape(persistent=True) as tape:
-            tape.watch(xflat)
-            out = _flat64(self._call(xflat, _check_vector))
-        return _ConstraintTape(tape, xflat, out)
-
-    def _value_body(self, xflat: Any) -> Any:
-        return _flat64(self._call(xflat, _check_vector))
-
-    def _jac_body(self, xflat: Any) -> Any:
-        return _jacobian(self._record(xflat))
-
-    def _vhp_body(self, xflat: Any, v: Any, p: Any) -> Any:
-        _, tapes = self._tapes(xflat, _check_vector, weights=v)
-        return _hvp(tapes, p)
+        self._value_fn = self._function(_cvalue_body)
+        self._jac_fn = self._function(_cjac_body)
+        self._vhp_fn = self._function(_cvhp_body)
 
     def _recorded(self, x: np.ndarray) -> _ConstraintTape:
         x = as_vector(x, self.n, "x")
         rec = self._cache.get(x)
         if rec is None:
-            rec = self._record(self._xflat(x))
+            rec = _record(self._core, self._xflat(x), self.args)
             self._cache.put(x, rec)
         return rec
 
@@ -327,13 +470,62 @@ class TensorFlowVectorAD(_Base):
         key = np.concatenate([x, v])
         tapes = self._vhp_cache.get(key)
         if tapes is None:
-            _, tapes = self._tapes(self._xflat(x), _check_vector, weights=tf.constant(v))
+            _, tapes = self._core.tapes(self._xflat(x), self.args, _vector, weights=tf.constant(v))
             self._vhp_cache.put(key, tapes)
         return _host(_hvp(tapes, p_t))
 
 
 def _jacobian(rec: _ConstraintTape) -> Any:
     return _jacobian_rows(rec.tape, rec.out, rec.xflat)
+
+
+def is_compiled(fun: Any) -> bool:
+    """True for a ``tf.function`` (or this package's ``value_and_grad`` of one): a function that
+    is traced anyway, so tracing it inside a larger ``tf.function`` changes nothing."""
+    return isinstance(fun, _POLYMORPHIC) or getattr(fun, _TRACEABLE, False) is True
+
+
+def _resolve_jit(jit: Any, fun: Any) -> bool:
+    """None (the default) means: compile when ``fun`` is already a ``tf.function``."""
+    return is_compiled(fun) if jit is None else as_jit(jit)
+
+
+def compile_pair(
+    layout: Layout, codec: Codec, fun: Callable, args: tuple, *, jit: bool | None = None
+) -> TensorFlowPair | None:
+    """``fun(x_dict, *args) -> (value, grad_dict)`` as one ``tf.function`` of the flat vector.
+
+    Calling a ``tf.function`` costs per argument (about 20 us per entry of the dict); inside one
+    ``tf.function`` of SciPy's flat vector, with the split before it and the concatenation
+    after it, the user's function is inlined and that cost is gone.
+
+    Args:
+        layout: the structure of ``x0``.
+        codec: the TensorFlow codec for ``layout``.
+        fun: returns ``(value, grad_dict)`` of tensors computed from ``x_dict``.
+        args: extra positional arguments for ``fun`` (constants of the traced graph).
+        jit: True compiles any traceable ``fun``; None (the default) only a ``tf.function``;
+            False never.
+
+    Returns:
+        TensorFlowPair | None: ``value_and_grad`` and ``fun_calls`` (traces); None when not
+        compiling.
+
+    Example:
+        >>> import numpy as np, tensorflow as tf
+        >>> from dict_minimize._layout import make_layout
+        >>> from dict_minimize.backends import get_backend
+        >>> be = get_backend("tensorflow")
+        >>> lay = make_layout({"a": tf.zeros(2, tf.float64)}, be)
+        >>> @tf.function
+        ... def fun(d):
+        ...     return tf.reduce_sum(d["a"] ** 2), {"a": 2 * d["a"]}
+        >>> compile_pair(lay, be.make_codec(lay), fun, ()).value_and_grad(np.array([1.0, 2.0]))
+        (5.0, array([2., 4.]))
+    """
+    if not _resolve_jit(jit, fun):
+        return None
+    return TensorFlowPair(layout, codec, fun, args)
 
 
 def scalar_ad(
@@ -353,14 +545,16 @@ def scalar_ad(
         fun: returns a 0-d real floating ``tf.Tensor`` computed from the tensors of ``x_dict``.
         args: extra positional arguments for ``fun`` (constants of the traced graphs under jit).
         jit: True runs each derivative as a ``tf.function`` traced once (``fun`` must then be
-            traceable); None (the default) or False runs eagerly.
+            traceable); None (the default) does so when ``fun`` is already a ``tf.function``
+            and runs eagerly otherwise; False runs eagerly.
         second_order: eager mode keeps the persistent tape of the last gradient so that ``hvp``
             and ``hess`` at that point do not call ``fun`` again.
 
     Returns:
         A :class:`~dict_minimize._types.ScalarAD`.
     """
-    return TensorFlowScalarAD(layout, codec, fun, args, jit=jit, second_order=second_order)
+    jit_on = _resolve_jit(jit, fun)
+    return TensorFlowScalarAD(layout, codec, fun, args, jit=jit_on, second_order=second_order)
 
 
 def vector_ad(
@@ -379,7 +573,7 @@ def vector_ad(
         A :class:`~dict_minimize._types.VectorAD`. Eagerly, ``jacobian`` reuses the tape of
         ``value`` at the same point, and ``vhp`` runs ``cfun`` once per new ``(x, v)``.
     """
-    return TensorFlowVectorAD(layout, codec, cfun, args, jit=jit)
+    return TensorFlowVectorAD(layout, codec, cfun, args, jit=_resolve_jit(jit, cfun))
 
 
 def value_and_grad(fun: Callable) -> Callable[..., tuple[Any, Mapping]]:
@@ -408,6 +602,7 @@ def value_and_grad(fun: Callable) -> Callable[..., tuple[Any, Mapping]]:
         grads = tape.gradient(value, values, unconnected_gradients=_ZERO)
         return value, _mapping_factory(x_dict)(zip(keys, [_dense(g) for g in grads], strict=True))
 
+    setattr(value_and_grad_fun, _TRACEABLE, is_compiled(fun))
     return value_and_grad_fun
 
 
@@ -429,8 +624,11 @@ value_and_grad.__doc__ = VALUE_AND_GRAD_DOC.format(
 )
 
 __all__ = [
+    "TensorFlowPair",
     "TensorFlowScalarAD",
     "TensorFlowVectorAD",
+    "compile_pair",
+    "is_compiled",
     "scalar_ad",
     "value_and_grad",
     "vector_ad",
