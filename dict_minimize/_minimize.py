@@ -584,6 +584,10 @@ def solve(
         nonfinite=nonfinite,
         track_last=track_last,
         second_order=_is_autodiff(hess) or _is_autodiff(hessp),
+        # SciPy's gradient methods pass fun a fresh copy of x at every evaluation (its
+        # ScalarFunction wrapper; tests/test_scipy_contract.py checks it): the best point can
+        # be a reference, not a copy. A custom method may reuse its buffer, so not there.
+        private_x=uses_gradient and name != "_custom",
     )
 
     fun_flat: Callable[[np.ndarray], Any]

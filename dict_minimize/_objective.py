@@ -75,6 +75,7 @@ class Objective:
         nonfinite: str = "inf",
         track_last: bool = False,
         second_order: bool = False,
+        private_x: bool = False,
     ) -> None:
         self.fun, self.args, self.layout, self.codec = fun, args, layout, codec
         self.mode, self.user_jac, self.user_hess, self.user_hessp = mode, jac, hess, hessp
@@ -84,6 +85,8 @@ class Objective:
         self.nit = 0
         self.best_f = math.inf
         self.best_x: np.ndarray | None = None
+        self._best_buffer = False  # best_x is our own buffer (reused by copies)
+        self.private_x = private_x
         self.last: tuple[np.ndarray, float] | None = None
         self.stopped: tuple[np.ndarray, float | None] | None = None
         self.bad_evaluations = 0
@@ -112,14 +115,20 @@ class Objective:
             if not np.isfinite(g[self.layout.slice_of(i)]).all()
         ]
 
-    def _checked(self, x: np.ndarray, f: float, g: np.ndarray | None) -> Any:
-        """Apply the non-finite policy; track the best and the last point."""
+    def _checked(self, x: np.ndarray, f: float, g: np.ndarray | None, own: bool = False) -> Any:
+        """Apply the non-finite policy; track the best and the last point.
+
+        ``own``: ``x`` is a fresh copy that nobody else holds or writes (SciPy's wrapper copies
+        x for every evaluation), so the best point can be a reference to it instead of a copy.
+        """
         first = not self._checked_x0
         self._checked_x0 = True
         if math.isfinite(f) and (g is None or _all_finite(g)):
             if f < self.best_f:
-                if self.best_x is None:
-                    self.best_x = np.array(x, dtype=np.float64)
+                if own and x.dtype == np.float64 and x.ndim == 1:
+                    self.best_x, self._best_buffer = x, False
+                elif self.best_x is None or not self._best_buffer:
+                    self.best_x, self._best_buffer = np.array(x, dtype=np.float64), True
                 else:
                     np.copyto(self.best_x, x)
                 self.best_f = f
@@ -182,7 +191,7 @@ class Objective:
             f = value if type(value) is float else scalar_to_float(value)
         self.nfev += 1
         self.njev += 1
-        f, g = self._checked(x, f, g)
+        f, g = self._checked(x, f, g, own=self.private_x)
         if self.second_order:
             self._memo = (np.array(x, dtype=np.float64), f, g)
         return f, g
