@@ -179,9 +179,7 @@ def _jax() -> Framework:
 
         return fun
 
-    return Framework(
-        "jax", jnp.asarray, ops, jax.block_until_ready, dict_vg, glue, compiles=True
-    )
+    return Framework("jax", jnp.asarray, ops, jax.block_until_ready, dict_vg, glue, compiles=True)
 
 
 def _tensorflow() -> Framework:
