@@ -197,7 +197,13 @@ class _Builder:
             jac = "2-point"
         if jac is None or (isinstance(jac, str) and jac == "autodiff"):
             ad = self._ad(cfun, args, where)
-            return ad.value, ad.jacobian, ad
+            counter = self.counters[-1]
+
+            def value(x: np.ndarray) -> np.ndarray:
+                counter.n += 1
+                return ad.value(x)
+
+            return value, ad.jacobian, ad
         if isinstance(jac, str) and jac in _FD:
             return self._value_fn(cfun, args, where), jac, None
         if callable(jac):
@@ -293,7 +299,12 @@ class _Counter:
 
     @property
     def calls(self) -> int:
-        return self.ad.fun_calls if self.ad is not None else self.n
+        """Eagerly, the Python calls of the constraint function (its Jacobian reuses the tape
+        or linearisation of its value at the same point); compiled (jit), where ``fun_calls``
+        counts traces, the evaluations of its value."""
+        if self.ad is None or getattr(self.ad, "jit", False):
+            return self.n
+        return self.ad.fun_calls
 
 
 def _flat_values(out: Any, where: str) -> np.ndarray:

@@ -327,3 +327,41 @@ def test_tensorflow_autodiff_compiles_a_tf_function_by_default() -> None:
     np.testing.assert_allclose(fw.to_numpy(res.x["k1"]), fw.to_numpy(eager.x["k1"]), atol=1e-9)
     minimize(compiled, x0, args=(0.5,), jac="autodiff", method="L-BFGS-B")
     assert len(runs) == 1  # the trace is kept for the next call
+
+
+def test_constraint_evaluations_are_counted_when_compiled(cfw: Framework) -> None:
+    """nfev_constraints counts evaluations, not traces (1 or 2), under jit: SciPy's requests for
+    the value; eagerly, the Python calls (a request at the last point reuses its tape)."""
+    if cfw.name == "jax":
+        import jax.numpy as jnp
+
+        def circle(d: Any) -> Any:
+            return 1.0 - jnp.sum(d["w"] ** 2)
+
+        def loss(d: Any) -> Any:
+            return jnp.sum((d["w"] - 2.0) ** 2)
+
+    else:
+        import tensorflow as tf
+
+        def circle(d: Any) -> Any:
+            return 1.0 - tf.reduce_sum(d["w"] ** 2)
+
+        def loss(d: Any) -> Any:
+            return tf.reduce_sum((d["w"] - 2.0) ** 2)
+
+    x0 = {"w": cfw.tensor([0.1, 0.2], "float64")}
+    counts = []
+    for jit in (True, False):
+        res = minimize(
+            loss,
+            x0,
+            jac="autodiff",
+            method="SLSQP",
+            constraints={"type": "ineq", "fun": circle},
+            jit=jit,
+        )
+        assert res.success
+        np.testing.assert_allclose(cfw.to_numpy(res.x["w"]), np.sqrt(0.5), atol=1e-5)
+        counts.append(res["nfev_constraints"])
+    assert counts[1] > 2 and counts[1] <= counts[0] <= counts[1] + 2, counts
