@@ -89,6 +89,7 @@ def test_docs_exist() -> None:
         "guide/derivatives.md",
         "guide/constraints.md",
         "guide/failure-modes.md",
+        "guide/performance.md",
     }
     assert expected <= {page_id(p) for p in PAGES}
 
