@@ -98,7 +98,7 @@ class Objective:
         self._memo: tuple[np.ndarray, float, np.ndarray] | None = None
 
     # -- helpers ------------------------------------------------------------------------------
-    def x_dict(self, x: np.ndarray, for_objective: bool) -> Mapping:
+    def x_dict(self, x: np.ndarray, for_objective: bool, owned: bool = False) -> Mapping:
         if self.bad_evaluations and not _all_finite(x):
             # some methods (TNC) do not back off from +inf and step to NaN: stop, keep the best
             raise Aborted(
@@ -106,7 +106,7 @@ class Objective:
                 "back off from +inf; try BFGS or SLSQP, bounds that keep x where fun is "
                 "defined, or nonfinite='raise'); x is the best finite point seen"
             )
-        return self.layout.build(self.codec.unflatten(x, for_objective=for_objective))
+        return self.layout.build(self.codec.unflatten(x, for_objective=for_objective, owned=owned))
 
     def _bad_keys(self, g: np.ndarray) -> list:
         return [
@@ -179,11 +179,11 @@ class Objective:
         if memo is not None and np.array_equal(memo[0], x):
             return memo[1], memo[2]
         if self.ad is not None:
-            f, g = self.ad.value_and_grad(x)
+            f, g = self.ad.value_and_grad(x, owned=self.private_x)
         elif self.pair is not None:
             f, g = self.pair.value_and_grad(x)
         else:
-            out = self.fun(self.x_dict(x, True), *self.args)
+            out = self.fun(self.x_dict(x, True, owned=self.private_x), *self.args)
             if not _pair(out):
                 raise pair_error(out)
             value, grad = out

@@ -30,7 +30,9 @@ class EntryInfo(NamedTuple):
 
 
 class Unflatten(Protocol):
-    def __call__(self, vec: FloatVector, *, for_objective: bool) -> list[Tensor]: ...
+    def __call__(
+        self, vec: FloatVector, *, for_objective: bool, owned: bool = False
+    ) -> list[Tensor]: ...
 
 
 class Flatten(Protocol):
@@ -43,7 +45,11 @@ class Codec(NamedTuple):
     ``unflatten(vec, for_objective=...)`` turns SciPy's float64 vector into one tensor per key
     (in layout order) with each entry's dtype, shape and device; ``for_objective=True`` gives
     what the objective sees (PyTorch: leaves that require grad), ``False`` what results and
-    callbacks hold (PyTorch: plain tensors that do not require grad).
+    callbacks hold (PyTorch: plain tensors that do not require grad). ``owned=True`` says
+    ``vec`` is a private float64 copy that nobody writes afterwards (SciPy's wrapper made it for
+    this evaluation): a backend whose tensors cannot be written in place by the objective
+    (PyTorch leaves that require grad, immutable JAX arrays) may then share its memory instead
+    of copying it.
 
     ``flatten(value, grads)`` validates the gradients (a list in layout order), concatenates them
     and returns ``(value, float64 vector)``; ``value`` comes back unconverted unless the backend
@@ -61,7 +67,8 @@ class ScalarAD(Protocol):
     ``jac='autodiff'``. ``fun(x_dict, *args)`` returns only the value (a scalar tensor of the
     framework, computed from ``x_dict``).
 
-    - ``value_and_grad(x) -> (float, (n,) float64)``: one forward and one backward pass.
+    - ``value_and_grad(x, owned=False) -> (float, (n,) float64)``: one forward and one
+      backward pass; ``owned`` as for :class:`Codec`'s ``unflatten``.
     - ``hvp(x, p) -> (n,) float64``: the exact Hessian-vector product at ``x``. With
       ``second_order=True`` the backend keeps what it needs from the last ``value_and_grad`` so
       that products at that same ``x`` do not call ``fun`` again.
@@ -72,7 +79,7 @@ class ScalarAD(Protocol):
     @property
     def fun_calls(self) -> int: ...
 
-    def value_and_grad(self, x: FloatVector) -> tuple[float, FloatVector]: ...
+    def value_and_grad(self, x: FloatVector, owned: bool = False) -> tuple[float, FloatVector]: ...
 
     def hvp(self, x: FloatVector, p: FloatVector) -> FloatVector: ...
 

@@ -58,3 +58,68 @@ def test_gradient_methods_pass_a_fresh_private_x(method: str) -> None:
     for i, x in enumerate(arrays):  # and no two share memory
         for y in arrays[i + 1 :]:
             assert not np.shares_memory(x, y)
+
+
+# -- what the driver does with that private copy -----------------------------------------------
+
+
+def test_objective_writing_its_numpy_inputs_changes_nothing() -> None:
+    """NumPy inputs are always copies: an objective that writes into them cannot change SciPy's
+    x or the best point kept by reference (the result stays consistent after an interrupt)."""
+    from dict_minimize import minimize
+
+    target = np.array([1.0, -2.0, 0.5])
+    calls: list[float] = []
+
+    def fun(d: dict) -> tuple[float, dict]:
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        r = d["x"] - target
+        value = float(r @ r)
+        calls.append(value)
+        d["x"][:] = 1e9  # scribble on the input
+        return value, {"x": 2 * r}
+
+    res = minimize(fun, {"x": np.zeros(3)}, method="L-BFGS-B")
+    assert res.status == -1 and res.fun == min(calls)
+    r = res.x["x"] - target
+    assert float(r @ r) == pytest.approx(res.fun)
+
+
+def test_torch_shares_the_private_copy_only_where_it_is_private() -> None:
+    """float64 CPU leaves share SciPy's private copy (no copy per evaluation) with SciPy's
+    gradient methods; a custom method, whose x may be its own buffer, gets copies."""
+    torch = pytest.importorskip("torch")
+    from dict_minimize import minimize
+
+    module = __import__("dict_minimize.backends.torch", fromlist=["_to_device"])
+    shared: list[bool] = []
+    original = module._to_device
+
+    def spy(vec: np.ndarray, device: object, dtype: object, share: bool = False) -> object:
+        out = original(vec, device, dtype, share)
+        shared.append(bool(np.shares_memory(vec, out.numpy())))
+        return out
+
+    def fun(d: dict) -> tuple:
+        value = ((d["x"] - 3.0) ** 2).sum()
+        (g,) = torch.autograd.grad(value, d["x"])
+        return value, {"x": g}
+
+    def descent(f, x0, args=(), jac=None, callback=None, **options):
+        x = np.array(x0, dtype=float)
+        for _ in range(50):
+            f(x)
+            x -= 0.25 * jac(x)  # the method's own buffer, written in place
+        return scipy.optimize.OptimizeResult(x=x, fun=f(x), success=True, nit=50, nfev=51)
+
+    x0 = {"x": torch.zeros(4, dtype=torch.float64)}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(module, "_to_device", spy)
+        res = minimize(fun, x0, method="L-BFGS-B")
+        assert res.success and shared.count(True) == res.nfev  # results are built from copies
+        shared.clear()
+        custom = minimize(fun, x0, method=descent)
+        assert shared and not any(shared)
+    assert torch.allclose(res.x["x"], torch.tensor(3.0, dtype=torch.float64))
+    assert torch.allclose(custom.x["x"], torch.tensor(3.0, dtype=torch.float64))

@@ -133,14 +133,16 @@ def make_codec(layout: Layout) -> Codec:
     cuts = [*range(0, len(keys), CHUNK), len(keys)]
     on_cpu = sharding is not None and next(iter(sharding.device_set)).platform == "cpu"
 
-    def unflatten(vec: np.ndarray, *, for_objective: bool) -> list[jax.Array]:
+    def unflatten(vec: np.ndarray, *, for_objective: bool, owned: bool = False) -> list[jax.Array]:
         if sharding is None:  # several devices: one transfer per key
             host = [
                 vec[a:b].astype(dt).reshape(s)
                 for a, b, dt, s in zip(offsets[:-1], offsets[1:], dtypes, shapes, strict=True)
             ]
             return list(jax.device_put(host, shardings_list))
-        flat = _to_device(vec.astype(transfer, copy=True), sharding)
+        # JAX may alias aligned host memory on the CPU: copy unless vec is ours (owned), as JAX
+        # arrays are immutable and nobody writes an owned vec
+        flat = _to_device(vec.astype(transfer, copy=not owned), sharding)
         out: list[jax.Array] = []
         for r, start in zip(runs, starts, strict=True):
             if r.length == 1 and r.stop - r.start == n and transfer == r.dtype:

@@ -542,7 +542,7 @@ class JaxScalarAD(_Base):
             self._eager_fun, layout, self._placement, None, traced=False
         )
 
-    def value_and_grad(self, x: np.ndarray) -> tuple[float, np.ndarray]:
+    def value_and_grad(self, x: np.ndarray, owned: bool = False) -> tuple[float, np.ndarray]:
         """``(f(x), grad f(x))`` as a float and a float64 vector."""
         if self.jit:
             out = _host64(self._jitted("packed", self._host(x)))

@@ -68,7 +68,9 @@ def make_codec(layout: Layout) -> Codec:
     runs = shape_runs(layout)
     not_1d = [i for i, s in enumerate(shapes) if len(s) != 1]
 
-    def unflatten(vec: np.ndarray, *, for_objective: bool) -> list[np.ndarray]:
+    def unflatten(vec: np.ndarray, *, for_objective: bool, owned: bool = False) -> list[np.ndarray]:
+        # always a copy, even of an owned vec: NumPy arrays can be written by the objective,
+        # and the driver may keep vec as the best point
         host = _to_device(vec, transfer)
         out: list[np.ndarray] = []
         for r in runs:

@@ -96,7 +96,7 @@ def make_codec(layout: Layout) -> Codec:
     place = device if device is not None else devices[0]
     on_cpu = not place or tf.DeviceSpec.from_string(place).device_type in (None, "CPU")
 
-    def unflatten(vec: np.ndarray, *, for_objective: bool) -> list[tf.Tensor]:
+    def unflatten(vec: np.ndarray, *, for_objective: bool, owned: bool = False) -> list[tf.Tensor]:
         if device is None:  # several devices: one transfer per key
             return [
                 _to_device(vec[a:b].astype(dt).reshape(s), dev)

@@ -348,7 +348,7 @@ class TensorFlowScalarAD(_Base):
         self._hvp_fn = self._function(_hvp_body)
         self._hess_fn = self._function(_hess_body)
 
-    def value_and_grad(self, x: np.ndarray) -> tuple[float, np.ndarray]:
+    def value_and_grad(self, x: np.ndarray, owned: bool = False) -> tuple[float, np.ndarray]:
         xflat = self._xflat(x)
         if self.jit or not self.second_order:
             self._cache.clear()

@@ -66,12 +66,15 @@ _NP_FLOATS: dict[torch.dtype, np.dtype] = {
 }
 
 
-def _to_device(vec: np.ndarray, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+def _to_device(
+    vec: np.ndarray, device: torch.device, dtype: torch.dtype, share: bool = False
+) -> torch.Tensor:
     """The one host->device transfer of an evaluation: SciPy's float64 vector as one new tensor
-    of ``dtype`` on ``device`` (a copy: the objective never aliases SciPy's ``x``)."""
+    of ``dtype`` on ``device`` (a copy: the objective never aliases SciPy's ``x``; ``share``:
+    float64 on the CPU shares ``vec``'s memory, for a private ``vec`` nobody writes)."""
     if device.type == "cpu" and dtype in _NP_FLOATS:
         # on the CPU NumPy converts several times faster than Tensor.to; from_numpy shares it
-        return torch.from_numpy(vec.astype(_NP_FLOATS[dtype], copy=True))
+        return torch.from_numpy(vec.astype(_NP_FLOATS[dtype], copy=not share))
     return torch.from_numpy(vec).to(device=device, dtype=dtype, copy=True)
 
 
@@ -134,9 +137,12 @@ def make_codec(layout: Layout) -> Codec:
                 out.extend(block.view(r.block_shape).unbind(0))
         return out
 
-    def unflatten(vec: np.ndarray, *, for_objective: bool) -> list[torch.Tensor]:
+    def unflatten(
+        vec: np.ndarray, *, for_objective: bool, owned: bool = False
+    ) -> list[torch.Tensor]:
         if device is not None:
-            out = split(_to_device(vec, device, transfer))
+            # leaves that require grad cannot be written in place: an owned vec can be shared
+            out = split(_to_device(vec, device, transfer, share=owned and for_objective))
         else:  # entries on several devices: one transfer per key
             host = torch.from_numpy(np.ascontiguousarray(vec, dtype=np.float64))
             out = [

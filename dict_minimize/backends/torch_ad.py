@@ -123,8 +123,8 @@ class _Base:
         self.n = layout.n
         self.fun_calls = 0
 
-    def _leaves(self, x: np.ndarray) -> list[torch.Tensor]:
-        return self.codec.unflatten(x, for_objective=True)
+    def _leaves(self, x: np.ndarray, owned: bool = False) -> list[torch.Tensor]:
+        return self.codec.unflatten(x, for_objective=True, owned=owned)
 
     def _parts(self, vec: np.ndarray) -> list[torch.Tensor]:
         """A flat vector as tensors shaped, typed and placed like the leaves."""
@@ -190,8 +190,10 @@ class TorchScalarAD(_Base):
         self.second_order = bool(second_order)
         self._cache: PointCache[_Graph] = PointCache()
 
-    def _run(self, x: np.ndarray, create_graph: bool) -> tuple[torch.Tensor, _Graph]:
-        leaves = self._leaves(x)
+    def _run(
+        self, x: np.ndarray, create_graph: bool, owned: bool = False
+    ) -> tuple[torch.Tensor, _Graph]:
+        leaves = self._leaves(x, owned)
         with torch.enable_grad():
             value = _check_scalar(self._call(leaves), _WHERE)
             if value.requires_grad:
@@ -207,9 +209,9 @@ class TorchScalarAD(_Base):
             self._cache.put(x, graph)
         return graph
 
-    def value_and_grad(self, x: np.ndarray) -> tuple[float, np.ndarray]:
+    def value_and_grad(self, x: np.ndarray, owned: bool = False) -> tuple[float, np.ndarray]:
         x = as_vector(x, self.n, "x")
-        value, graph = self._run(x, create_graph=self.second_order)
+        value, graph = self._run(x, create_graph=self.second_order, owned=owned)
         if self.second_order:
             self._cache.put(x, graph)
         else:
