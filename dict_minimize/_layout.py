@@ -108,8 +108,13 @@ def make_layout(x0: Any, backend: Backend, *, where: str = "x0") -> Layout:
     if len(x0) == 0:
         raise ValueError(f"{where} is empty: there is nothing to optimize")
     keys = tuple(x0.keys())
+    owned: dict[type, bool] = {}  # every backend's owns() depends on the type alone
     for k in keys:
-        if not backend.owns(x0[k]):
+        t = type(x0[k])
+        ok = owned.get(t)
+        if ok is None:
+            ok = owned[t] = backend.owns(x0[k])
+        if not ok:
             raise TypeError(
                 f"{where}[{fmt_key(k)}] is a {type_name(x0[k])}; expected a "
                 f"{TENSOR_NAMES[backend.name]}, like every entry of {where} "

@@ -62,8 +62,13 @@ def _owner(value: Any) -> str | None:
 def detect(x0: Mapping[Any, Any], where: str = "x0") -> Backend:
     """The backend that owns every entry of ``x0``; a clear error for mixed or unknown kinds."""
     owners: dict[str, Hashable] = {}
+    by_type: dict[type, str | None] = {}  # recognising a tensor depends on its type alone
     for key, value in x0.items():
-        owner = _owner(value)
+        t = type(value)
+        if t in by_type:
+            owner = by_type[t]
+        else:
+            owner = by_type[t] = _owner(value)
         if owner is None:
             raise TypeError(
                 f"{where}[{fmt_key(key)}] is a {type_name(value)}; expected a NumPy array or a "

@@ -42,16 +42,22 @@ def shape_runs(layout: Layout, max_length: int | None = None) -> tuple[Run, ...]
         >>> [(r.first, r.length, r.shape) for r in shape_runs(layout)]
         [(0, 2, (2,)), (2, 1, (2, 2)), (3, 1, (2,))]
     """
-    runs: list[Run] = []
     offsets = layout.offsets
     limit = max_length if max_length is not None else len(layout.keys)
-    for i, (shape, dtype) in enumerate(zip(layout.shapes, layout.dtypes, strict=True)):
-        last = runs[-1] if runs else None
-        if last is not None and last.shape == shape and last.dtype == dtype and last.length < limit:
-            runs[-1] = last._replace(length=last.length + 1, stop=offsets[i + 1])
+    firsts: list[int] = []  # where each run starts; a run ends where the next one starts
+    prev: tuple | None = None
+    length = 0
+    for i, sig in enumerate(zip(layout.shapes, layout.dtypes, strict=True)):
+        if sig == prev and length < limit:
+            length += 1
         else:
-            runs.append(Run(i, 1, shape, dtype, offsets[i], offsets[i + 1]))
-    return tuple(runs)
+            firsts.append(i)
+            prev, length = sig, 1
+    ends = [*firsts[1:], len(layout.keys)]
+    return tuple(
+        Run(a, b - a, layout.shapes[a], layout.dtypes[a], offsets[a], offsets[b])
+        for a, b in zip(firsts, ends, strict=True)
+    )
 
 
 __all__ = ["Run", "shape_runs"]

@@ -146,7 +146,7 @@ def _placement(layout: Layout) -> _Placement:
 def _input_dtype(layout: Layout) -> np.dtype:
     """The dtype SciPy's vector is converted to on the host: the layout's common dtype, at least
     float32, as JAX can hold it (float32 when x64 is off)."""
-    common = functools.reduce(jnp.promote_types, layout.dtypes, np.dtype(np.float32))
+    common = functools.reduce(jnp.promote_types, set(layout.dtypes), np.dtype(np.float32))
     return np.dtype(jax.dtypes.canonicalize_dtype(common))
 
 

@@ -6,6 +6,7 @@ the same dtype on the same device.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Hashable, Sequence
 from typing import Any
 
@@ -32,8 +33,12 @@ def describe(key: Hashable, value: Any) -> EntryInfo:
     dtype = value.dtype
     if not dtype.is_floating:
         raise not_floating("x0", key, dtype.name)
-    shape = tuple(int(s) for s in value.shape)
-    return EntryInfo(shape, dtype, np.dtype(dtype.as_numpy_dtype), value.device)
+    return EntryInfo(tuple(value.shape.as_list()), dtype, _np_dtype(dtype), value.device)
+
+
+@functools.cache
+def _np_dtype(dtype: tf.DType) -> np.dtype:
+    return np.dtype(dtype.as_numpy_dtype)
 
 
 def to_numpy(value: Any) -> np.ndarray:
