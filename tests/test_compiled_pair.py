@@ -121,6 +121,18 @@ def test_compiled_pair_matches_the_eager_path(cfw: Framework, method: str) -> No
         np.testing.assert_allclose(cfw.to_numpy(fast.x[k]), 0.5, atol=1e-3)
 
 
+def test_compiled_pair_single_low_precision_dtype(cfw: Framework) -> None:
+    """All entries float32: the flat vector is cast once, gradients joined then cast once."""
+    fun = _pair(cfw, _loss(cfw))
+    x0 = _x0(cfw, ("float32",))
+    fast = minimize(fun, x0, args=(0.5,), method="L-BFGS-B")
+    slow = minimize(fun, x0, args=(0.5,), method="L-BFGS-B", jit=False)
+    assert fast.nfev == slow.nfev and fast.fun == pytest.approx(slow.fun, rel=1e-6, abs=1e-9)
+    for k in x0:
+        assert cfw.dtype_name(fast.x[k]) == "float32"
+        np.testing.assert_allclose(cfw.to_numpy(fast.x[k]), cfw.to_numpy(slow.x[k]), atol=1e-6)
+
+
 def test_jit_false_and_plain_functions_stay_eager(cfw: Framework) -> None:
     x0 = _x0(cfw)
     with pytest.MonkeyPatch.context() as mp:

@@ -120,6 +120,7 @@ class _Core:
         self.layout = layout
         self._ref: Callable[[], Any] = weakref.ref(fun) if weak else (lambda: fun)
         self.calls = 0  # Python calls of fun: traces under jit
+        self._one_device = all(d == layout.devices[0] for d in layout.devices)
         self.functions: dict[str, Callable] = {}
         self._local = threading.local()  # the user's error of a failed trace, per thread
         self._lock = threading.Lock()
@@ -127,6 +128,9 @@ class _Core:
     def entries(self, xflat: Any) -> list[Any]:
         """The entries of ``x_dict``: slices of the flat vector, cast and reshaped."""
         lay = self.layout
+        common = lay.dtypes[0] if all(d == lay.dtypes[0] for d in lay.dtypes) else None
+        if common is not None and common != tf.float64 and self._one_device:
+            xflat = tf.cast(xflat, common)  # one cast, not one per entry
         # one split: its gradient is one concatenation, where per-key slices would each
         # scatter into a full-size gradient (quadratic in the number of keys)
         pieces = tf.split(xflat, list(lay.sizes)) if len(lay.sizes) > 1 else [xflat]
@@ -135,7 +139,7 @@ class _Core:
             pieces, lay.shapes, lay.dtypes, lay.devices, strict=True
         ):
             with tf.device(device) if device else contextlib.nullcontext():
-                if dtype != tf.float64:
+                if piece.dtype != dtype:
                     piece = tf.cast(piece, dtype)
                 out.append(piece if len(shape) == 1 else tf.reshape(piece, shape))
         return out
@@ -269,8 +273,12 @@ def _hess_body(core: _Core, xflat: Any, args: tuple) -> Any:
 
 def _pair_body(core: _Core, xflat: Any, args: tuple) -> Any:
     value, grads = core.run(xflat, args, lambda out: _check_pair(out, core.layout))
-    parts = [_flat64(_dense(g)) for g in grads]
-    return tf.concat([*parts, tf.reshape(tf.cast(value, tf.float64), [1])], 0)
+    parts = [tf.reshape(_dense(g), [-1]) for g in grads]
+    if len({p.dtype for p in parts}) == 1:  # one join, then one cast (not one per entry)
+        joined = tf.cast(tf.concat(parts, 0) if len(parts) > 1 else parts[0], tf.float64)
+    else:
+        joined = tf.concat([tf.cast(p, tf.float64) for p in parts], 0)
+    return tf.concat([joined, tf.reshape(tf.cast(value, tf.float64), [1])], 0)
 
 
 def _record(core: _Core, xflat: Any, args: tuple) -> _ConstraintTape:
