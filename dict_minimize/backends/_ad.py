@@ -6,6 +6,10 @@ raises the errors built here, so the wording is the same for PyTorch, TensorFlow
 
 from __future__ import annotations
 
+import threading
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
 from typing import Any, Generic, TypeVar
 
 import numpy as np
@@ -135,11 +139,51 @@ def vector_kind_error(value: Any, tensor: str, where: str) -> TypeError:
     )
 
 
+def cached_per_fun(
+    cache: weakref.WeakKeyDictionary,
+    lock: threading.Lock,
+    fun: Any,
+    key: Hashable,
+    make: Callable[[bool], T],
+    limit: int,
+) -> T:
+    """``make(weak)`` cached per ``fun`` (held weakly: entries die with it) and ``key`` (the
+    ``limit`` most recent keys per ``fun``). A ``fun`` that cannot be a weak key gets
+    ``make(False)``, for this call only.
+
+    Example:
+        >>> import threading, weakref
+        >>> cache, lock = weakref.WeakKeyDictionary(), threading.Lock()
+        >>> def f(): ...
+        >>> a = cached_per_fun(cache, lock, f, "k", lambda weak: [weak], 8)
+        >>> a is cached_per_fun(cache, lock, f, "k", lambda weak: [weak], 8), a
+        (True, [True])
+    """
+    try:
+        weakref.ref(fun)
+        hash(fun)
+    except TypeError:
+        return make(False)
+    with lock:
+        per_fun = cache.get(fun)
+        if per_fun is None:
+            per_fun = cache[fun] = OrderedDict()
+        entry = per_fun.get(key)
+        if entry is None:
+            entry = per_fun[key] = make(True)
+            while len(per_fun) > limit:
+                per_fun.popitem(last=False)
+        else:
+            per_fun.move_to_end(key)
+    return entry
+
+
 __all__ = [
     "VALUE_AND_GRAD_DOC",
     "PointCache",
     "as_jit",
     "as_vector",
+    "cached_per_fun",
     "dtype_error",
     "scalar_kind_error",
     "scalar_shape_error",

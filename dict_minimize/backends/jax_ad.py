@@ -57,6 +57,7 @@ from dict_minimize.backends._ad import (
     VALUE_AND_GRAD_DOC,
     PointCache,
     as_vector,
+    cached_per_fun,
     dtype_error,
     scalar_kind_error,
     scalar_shape_error,
@@ -420,23 +421,14 @@ def _compiled(
 ) -> _Compiled:
     """The cached compiled functions for this signature, made on a miss."""
     signature: Hashable = (kind, layout, layout.factory, spec.key())
-    try:
-        weakref.ref(fun)
-        hash(fun)
-    except TypeError:  # fun cannot be a weak key: compile for this call only
-        return _Compiled(kind, fun, layout, placement, spec, weak=False)
-    with _CACHE_LOCK:
-        per_fun = _CACHE.get(fun)
-        if per_fun is None:
-            per_fun = _CACHE[fun] = OrderedDict()
-        entry = per_fun.get(signature)
-        if entry is None:
-            entry = per_fun[signature] = _Compiled(kind, fun, layout, placement, spec, weak=True)
-            while len(per_fun) > CACHE_PER_FUN:
-                per_fun.popitem(last=False)
-        else:
-            per_fun.move_to_end(signature)
-    return entry
+    return cached_per_fun(
+        _CACHE,
+        _CACHE_LOCK,
+        fun,
+        signature,
+        lambda weak: _Compiled(kind, fun, layout, placement, spec, weak=weak),
+        CACHE_PER_FUN,
+    )
 
 
 def cache_size() -> int:

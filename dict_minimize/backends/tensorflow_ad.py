@@ -44,6 +44,7 @@ from dict_minimize.backends._ad import (
     PointCache,
     as_jit,
     as_vector,
+    cached_per_fun,
     dtype_error,
     scalar_kind_error,
     scalar_shape_error,
@@ -120,7 +121,10 @@ class _Core:
         self.layout = layout
         self._ref: Callable[[], Any] = weakref.ref(fun) if weak else (lambda: fun)
         self.calls = 0  # Python calls of fun: traces under jit
-        self._one_device = all(d == layout.devices[0] for d in layout.devices)
+        # entries of one dtype other than float64 on one device: the whole vector is cast once
+        dtypes, devices = layout.dtypes, layout.devices
+        same = all(d == dtypes[0] for d in dtypes) and all(d == devices[0] for d in devices)
+        self._cast_to = dtypes[0] if same and dtypes[0] != tf.float64 else None
         self.functions: dict[str, Callable] = {}
         self._local = threading.local()  # the user's error of a failed trace, per thread
         self._lock = threading.Lock()
@@ -128,9 +132,8 @@ class _Core:
     def entries(self, xflat: Any) -> list[Any]:
         """The entries of ``x_dict``: slices of the flat vector, cast and reshaped."""
         lay = self.layout
-        common = lay.dtypes[0] if all(d == lay.dtypes[0] for d in lay.dtypes) else None
-        if common is not None and common != tf.float64 and self._one_device:
-            xflat = tf.cast(xflat, common)  # one cast, not one per entry
+        if self._cast_to is not None:
+            xflat = tf.cast(xflat, self._cast_to)  # one cast, not one per entry
         # one split: its gradient is one concatenation, where per-key slices would each
         # scatter into a full-size gradient (quadratic in the number of keys)
         pieces = tf.split(xflat, list(lay.sizes)) if len(lay.sizes) > 1 else [xflat]
@@ -206,23 +209,9 @@ def _cached_core(kind: str, layout: Layout, fun: Callable) -> _Core:
     """The shared core for compiling ``fun`` over ``layout``: repeated ``minimize`` calls with
     the same ``fun`` reuse its traces."""
     key: Hashable = (kind, layout, layout.factory)
-    try:
-        weakref.ref(fun)
-        hash(fun)
-    except TypeError:  # fun cannot be a weak key: compile for this call only
-        return _Core(layout, fun, weak=False)
-    with _CACHE_LOCK:
-        per_fun = _CACHE.get(fun)
-        if per_fun is None:
-            per_fun = _CACHE[fun] = OrderedDict()
-        core = per_fun.get(key)
-        if core is None:
-            core = per_fun[key] = _Core(layout, fun, weak=True)
-            while len(per_fun) > CACHE_PER_FUN:
-                per_fun.popitem(last=False)
-        else:
-            per_fun.move_to_end(key)
-    return core
+    return cached_per_fun(
+        _CACHE, _CACHE_LOCK, fun, key, lambda weak: _Core(layout, fun, weak=weak), CACHE_PER_FUN
+    )
 
 
 def _check_pair(out: Any, layout: Layout) -> tuple[Any, list[Any]]:
