@@ -377,3 +377,25 @@ def test_constraint_evaluations_are_counted_when_compiled(cfw: Framework) -> Non
         np.testing.assert_allclose(cfw.to_numpy(res.x["w"]), np.sqrt(0.5), atol=1e-5)
         counts.append(res["nfev_constraints"])
     assert counts[1] > 2 and counts[1] <= counts[0] <= counts[1] + 2, counts
+
+
+def test_value_and_grad_helpers_are_compiled_with_the_split(cfw: Framework) -> None:
+    """``value_and_grad`` of this package (JAX with jit; TF of a tf.function) counts as
+    compiled: minimize traces it with the split. TF's helper of a plain function does not."""
+    api = importlib.import_module(f"dict_minimize.{cfw.name}_api")
+    loss = _loss(cfw)
+    if cfw.name == "jax":
+        compiled, plain = api.value_and_grad(loss), api.value_and_grad(loss, jit=False)
+    else:
+        import tensorflow as tf
+
+        compiled, plain = api.value_and_grad(tf.function(loss)), api.value_and_grad(loss)
+    x0 = _x0(cfw)
+    with pytest.MonkeyPatch.context() as mp:
+        used = _spy(mp, _pair_class(cfw))
+        res = minimize(compiled, x0, args=(0.5,), method="L-BFGS-B")
+        assert res.success and len(used) == res.nfev
+        used.clear()
+        eager = minimize(plain, x0, args=(0.5,), method="L-BFGS-B")
+        assert used == []
+    np.testing.assert_allclose(cfw.to_numpy(res.x["k2"]), cfw.to_numpy(eager.x["k2"]), atol=1e-7)
