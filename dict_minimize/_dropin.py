@@ -41,6 +41,17 @@ Example:
 """
 
 
+def get_dtype(x: Any) -> Any:
+    """The original package's ``get_dtype``: the framework's dtype of a tensor (``x.dtype``).
+
+    Example:
+        >>> import numpy as np
+        >>> get_dtype(np.zeros(2, dtype=np.float32))
+        dtype('float32')
+    """
+    return x.dtype
+
+
 def make_dropin(backend: str, example: str) -> Callable[..., OrderedDict]:
     """Build ``dict_minimize.<backend>_api.minimize``; fails early if the framework is missing."""
     get_backend(backend)  # ImportError naming the extra, at import of the drop-in module
@@ -75,6 +86,7 @@ def make_dropin(backend: str, example: str) -> Callable[..., OrderedDict]:
             jit=None,
             nonfinite="inf",
             interrupt="raise",
+            compat=True,
         )
         return OrderedDict(res.x.items())
 

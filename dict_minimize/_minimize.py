@@ -150,6 +150,13 @@ def _wrap_callback(callback: Callable, run: Objective, meth: str) -> Callable:
                 raise
             raise _Halt from None
 
+    if meth == "tnc":
+        # SciPy 1.17's TNC, with variables fixed by equal bounds, hands a new-style callback a
+        # bare x (AttributeError: no attribute 'x'); the old style, callback(xk), works there
+        def tnc_callback(xk: np.ndarray) -> Any:
+            return scipy_callback(xk)
+
+        return tnc_callback
     return scipy_callback
 
 
@@ -419,9 +426,11 @@ def minimize(
             2,000 keys in TensorFlow). ``True`` compiles any traceable ``fun``; ``False`` runs
             ``fun`` eagerly, for functions that cannot be traced. PyTorch: ignored.
         nonfinite: what a non-finite value or gradient after ``x0`` means: ``'inf'`` (the
-            default) counts the point as ``+inf`` so line searches back off, and warns at the
-            end naming the keys; ``'raise'`` raises :class:`NonFiniteError`. At ``x0`` it is
-            always an error.
+            default) counts the point as worse than every finite point seen, so line searches
+            and trust regions back off (gradient methods see a finite value above all values
+            seen, which their interpolation handles; gradient-free ones ``+inf``), and warns
+            at the end naming the keys; ``'raise'`` raises :class:`NonFiniteError`. At ``x0``
+            it is always an error (the drop-in ``*_api.minimize`` warns instead).
         blas_threads: cap on the threads of SciPy's BLAS during the solve, e.g. ``1`` (uses
             ``threadpoolctl``; ``None``, the default, leaves them alone; the environment
             variable ``DICT_MINIMIZE_BLAS_THREADS`` overrides, ``off`` disables). L-BFGS-B
@@ -497,8 +506,14 @@ def solve(
     nonfinite: str,
     interrupt: str,
     blas_threads: int | None = None,
+    compat: bool = False,
 ) -> OptimizeResult:
-    """:func:`minimize`, with the choice of what a KeyboardInterrupt does (the drop-in raises)."""
+    """:func:`minimize`, with the choices the drop-in API makes differently.
+
+    ``interrupt``: what a KeyboardInterrupt does (the drop-in raises). ``compat``: the original
+    package's contract, where :func:`minimize` is strict: a non-finite objective at ``x0`` and
+    bounds with a method that ignores them are warnings, not errors.
+    """
     if not callable(fun):
         raise TypeError(f"fun must be callable; got a {type_name(fun)}")
     if not isinstance(x0, Mapping):
@@ -531,7 +546,16 @@ def solve(
     meth = _normalize_method(method, bounds is not None, has_constraints)
     name = meth if isinstance(meth, str) else "_custom"
 
-    if bounds is not None and name != "_custom" and name not in BOUNDED:
+    if bounds is not None and name != "_custom" and name not in BOUNDED and compat:
+        warnings.warn(
+            f"method {method!r} cannot handle bounds: lb_dict/ub_dict are ignored, as the "
+            "original dict_minimize (and SciPy) did. To respect them use one of "
+            f"{', '.join(sorted(BOUNDED))}; or drop lb_dict/ub_dict",
+            scipy.optimize.OptimizeWarning,
+            stacklevel=3,
+        )
+        bounds = None
+    elif bounds is not None and name != "_custom" and name not in BOUNDED:
         raise ValueError(
             f"method {method!r} cannot handle bounds (SciPy would ignore them); use one of "
             f"{', '.join(sorted(BOUNDED))}, or drop lb_dict/ub_dict"
@@ -588,6 +612,8 @@ def solve(
         # ScalarFunction wrapper; tests/test_scipy_contract.py checks it): the best point can
         # be a reference, not a copy. A custom method may reuse its buffer, so not there.
         private_x=uses_gradient and name != "_custom",
+        x0_nonfinite="warn" if compat else "raise",
+        finite_substitute=uses_gradient and name != "_custom",
     )
 
     fun_flat: Callable[[np.ndarray], Any]
@@ -688,7 +714,7 @@ def solve(
     out = _result(res, layout, codec, run)
     if flat_constraints:
         out["nfev_constraints"] = constraint_calls()
-    if not math.isfinite(out.fun) and run.best_x is not None:
+    if run.is_substitute(out.fun) and run.best_x is not None:
         out = _best_result(
             run,
             layout,
@@ -703,8 +729,8 @@ def solve(
             f" (gradient entries of key(s) {fmt_keys(list(run.bad_keys))})" if run.bad_keys else ""
         )
         warnings.warn(
-            f"{run.bad_evaluations} evaluation(s) were not finite{keys} and counted as +inf; "
-            "pass nonfinite='raise' to stop at the first one",
+            f"{run.bad_evaluations} evaluation(s) were not finite{keys} and counted as worse "
+            "than every finite point; pass nonfinite='raise' to stop at the first one",
             RuntimeWarning,
             stacklevel=3,
         )

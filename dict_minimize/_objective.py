@@ -9,6 +9,7 @@ a ``jac`` callable, or the backend's autodiff — ends in the same checks.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
@@ -56,6 +57,9 @@ def _all_finite(g: np.ndarray) -> bool:
     return bool(np.isfinite(total)) or bool(np.isfinite(g).all())
 
 
+_LARGEST = float(np.finfo(np.float64).max)
+
+
 class Objective:
     """The user's objective as flat float64 functions, with counters and the best point."""
 
@@ -76,6 +80,8 @@ class Objective:
         track_last: bool = False,
         second_order: bool = False,
         private_x: bool = False,
+        x0_nonfinite: str = "raise",
+        finite_substitute: bool = False,
     ) -> None:
         self.fun, self.args, self.layout, self.codec = fun, args, layout, codec
         self.mode, self.user_jac, self.user_hess, self.user_hessp = mode, jac, hess, hessp
@@ -84,9 +90,20 @@ class Objective:
         self.nfev = self.njev = self.nhev = 0
         self.nit = 0
         self.best_f = math.inf
+        self.worst_f = -math.inf
         self.best_x: np.ndarray | None = None
         self._best_buffer = False  # best_x is our own buffer (reused by copies)
         self.private_x = private_x
+        # 'raise': a non-finite x0 is an error; 'warn': the drop-in API's contract (the original
+        # package handed such a point to SciPy), a warning and the 'inf' policy from there on
+        self.x0_nonfinite = x0_nonfinite
+        # how a non-finite point reaches SciPy under nonfinite='inf': +inf, or (gradient
+        # methods) a finite value above every finite value seen. +inf turns the cubic and
+        # quadratic interpolation of L-BFGS-B's and TNC's line searches into NaN steps: they
+        # then stop at a non-stationary point ("success" for L-BFGS-B); a finite value makes
+        # them back off as from any bad step (benchmarks/nonfinite.py measures it)
+        self.finite_substitute = finite_substitute
+        self.substitutes: set[float] = set()
         self.last: tuple[np.ndarray, float] | None = None
         self.stopped: tuple[np.ndarray, float | None] | None = None
         self.bad_evaluations = 0
@@ -100,11 +117,12 @@ class Objective:
     # -- helpers ------------------------------------------------------------------------------
     def x_dict(self, x: np.ndarray, for_objective: bool, owned: bool = False) -> Mapping:
         if self.bad_evaluations and not _all_finite(x):
-            # some methods (TNC) do not back off from +inf and step to NaN: stop, keep the best
+            # a method that does not back off (a custom one, given +inf) stepped to NaN: stop,
+            # keep the best
             raise Aborted(
-                "the method stepped to a non-finite x after non-finite evaluations (it cannot "
-                "back off from +inf; try BFGS or SLSQP, bounds that keep x where fun is "
-                "defined, or nonfinite='raise'); x is the best finite point seen"
+                "the method stepped to a non-finite x after non-finite evaluations (it did not "
+                "back off; try BFGS or SLSQP, bounds that keep x where fun is defined, or "
+                "nonfinite='raise'); x is the best finite point seen"
             )
         return self.layout.build(self.codec.unflatten(x, for_objective=for_objective, owned=owned))
 
@@ -132,6 +150,8 @@ class Objective:
                 else:
                     np.copyto(self.best_x, x)
                 self.best_f = f
+            if f > self.worst_f:
+                self.worst_f = f
             if self.track_last:
                 self.last = (np.array(x, dtype=np.float64), f)
             return f if g is None else (f, g)
@@ -142,22 +162,46 @@ class Objective:
         if keys:
             what.append(f"the gradient has non-finite entries for key(s) {fmt_keys(keys)}")
         detail = " and ".join(what) if what else "the gradient is not finite"
-        if first:
+        if first and self.x0_nonfinite == "warn":
+            warnings.warn(
+                f"the objective is not finite at x0: {detail}. The drop-in minimize goes on, as "
+                "the original dict_minimize did, counting such points as +inf; the result is "
+                "likely x0 unchanged. Start from a point where the objective and its gradient "
+                "are finite (dict_minimize.minimize raises NonFiniteError here)",
+                RuntimeWarning,
+                stacklevel=5,
+            )
+        elif first:
             raise NonFiniteError(
                 f"the objective is not finite at x0: {detail}. Start from a point where the "
                 "objective and its gradient are finite."
             )
-        if self.nonfinite == "raise":
+        elif self.nonfinite == "raise":
             raise NonFiniteError(
                 f"the objective is not finite at evaluation {self.nfev}: {detail} "
-                "(nonfinite='raise'; with nonfinite='inf' such points count as +inf and the "
-                "run goes on)"
+                "(nonfinite='raise'; with nonfinite='inf' such points count as worse than every "
+                "finite point and the run goes on)"
             )
         self.bad_evaluations += 1
         self.bad_keys.update(dict.fromkeys(keys))
+        value = self._substitute()
         if g is None:
+            return value
+        return value, np.where(np.isfinite(g), g, 0.0)
+
+    def _substitute(self) -> float:
+        """What SciPy sees at a non-finite point (see ``finite_substitute``)."""
+        if not (self.finite_substitute and math.isfinite(self.best_f)):
             return math.inf
-        return math.inf, np.where(np.isfinite(g), g, 0.0)
+        best, worst = self.best_f, self.worst_f
+        value = max(best + 1e3 * (1.0 + abs(best)), worst + (1.0 + abs(worst)))
+        value = min(value, _LARGEST)
+        self.substitutes.add(value)
+        return value
+
+    def is_substitute(self, f: float) -> bool:
+        """True when ``f`` is a value that stood in for a non-finite evaluation."""
+        return not math.isfinite(f) or f in self.substitutes
 
     def _checked_grad(self, g: np.ndarray) -> np.ndarray:
         """A gradient computed apart from its value (a ``jac`` callable)."""
@@ -165,7 +209,7 @@ class Objective:
             return g
         keys = self._bad_keys(g)
         detail = f"the gradient has non-finite entries for key(s) {fmt_keys(keys)}"
-        if self.njev <= 1 or self.nonfinite == "raise":
+        if (self.njev <= 1 and self.x0_nonfinite == "raise") or self.nonfinite == "raise":
             where = "at x0" if self.njev <= 1 else f"at gradient evaluation {self.njev}"
             raise NonFiniteError(f"jac is not finite {where}: {detail}")
         self.bad_evaluations += 1

@@ -1,6 +1,7 @@
 """Drop-in ``minimize`` for NumPy arrays (the original ``dict_minimize.numpy_api``)."""
 
-from dict_minimize._dropin import make_dropin
+from dict_minimize._dropin import get_dtype, make_dropin
+from dict_minimize.backends.numpy import from_np, to_np
 
 minimize = make_dropin(
     "numpy",
@@ -14,4 +15,4 @@ minimize = make_dropin(
 """,
 )
 
-__all__ = ["minimize"]
+__all__ = ["from_np", "get_dtype", "minimize", "to_np"]

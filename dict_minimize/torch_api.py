@@ -1,6 +1,6 @@
 """Drop-in ``minimize`` for PyTorch tensors (the original ``dict_minimize.torch_api``)."""
 
-from dict_minimize._dropin import make_dropin
+from dict_minimize._dropin import get_dtype, make_dropin
 
 minimize = make_dropin(
     "torch",
@@ -15,6 +15,7 @@ minimize = make_dropin(
 """,
 )
 # after make_dropin, which names the pip extra when the framework is missing
+from dict_minimize.backends.torch import from_np, to_np  # noqa: E402
 from dict_minimize.backends.torch_ad import value_and_grad  # noqa: E402
 
-__all__ = ["minimize", "value_and_grad"]
+__all__ = ["from_np", "get_dtype", "minimize", "to_np", "value_and_grad"]

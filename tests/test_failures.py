@@ -70,13 +70,11 @@ def test_nonfinite_later_counts_as_inf(fw: Framework, method: str) -> None:
     with pytest.warns(
         RuntimeWarning,
         match=r"not finite \(gradient entries of key\(s\) 'a'\) "
-        r"and counted as \+inf",
+        r"and counted as worse than every finite point",
     ):
         res = minimize(flat_objective(fw, poisoned), x0_of(fw), method=method)
     assert res.nonfinite_count > 0
     assert math.isfinite(res.fun)
-    if method == "tnc":  # TNC steps to NaN after +inf: the run ends there, with the best point
-        assert res.status == -2 and "best finite point" in res.message
     x = flat_x(fw, res.x)
     assert x[0] <= 0.8 + 1e-12 and np.all(np.isfinite(x))
     # the run still made progress towards the target where it could

@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 import scipy.optimize
 
+from dict_minimize import minimize
+
 GRADIENT_METHODS = [
     "CG",
     "BFGS",
@@ -123,3 +125,19 @@ def test_torch_shares_the_private_copy_only_where_it_is_private() -> None:
         assert shared and not any(shared)
     assert torch.allclose(res.x["x"], torch.tensor(3.0, dtype=torch.float64))
     assert torch.allclose(custom.x["x"], torch.tensor(3.0, dtype=torch.float64))
+
+
+def test_tnc_with_equal_bounds_and_a_callback() -> None:
+    """SciPy's TNC breaks new-style callbacks when equal bounds fix a variable: ours works."""
+    seen: list = []
+    x0 = {"a": np.array([1.0, 1.0])}
+    res = minimize(
+        lambda d: (float(d["a"].sum()), {"a": np.ones(2)}),
+        x0,
+        method="TNC",
+        lb_dict={"a": np.array([0.0, 1.0])},
+        ub_dict={"a": np.array([1.0, 1.0])},
+        callback=lambda d: seen.append(d["a"].copy()),
+    )
+    assert res.success and seen and all(s[1] == 1.0 for s in seen)
+    np.testing.assert_array_equal(res.x["a"], [0.0, 1.0])

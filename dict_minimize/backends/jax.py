@@ -46,6 +46,24 @@ def to_numpy(value: Any) -> np.ndarray:
     return np.asarray(value).astype(np.float64)
 
 
+def from_np(x: Any, dtype: Any) -> jax.Array:
+    """The original package's ``from_np``: a JAX array of ``dtype`` (float64 needs x64).
+
+    Example:
+        >>> import numpy as np
+        >>> from dict_minimize.jax_api import from_np, to_np
+        >>> x = from_np(np.ones(2), np.float32)
+        >>> x.dtype, to_np(x)
+        (dtype('float32'), array([1., 1.], dtype=float32))
+    """
+    return jnp.asarray(x, dtype=dtype)
+
+
+def to_np(x: Any) -> np.ndarray:
+    """The original package's ``to_np``: ``x`` as a NumPy array of its own dtype."""
+    return np.asarray(x)
+
+
 #: entries per compiled split or concatenation call. A program with k outputs takes roughly
 #: k x 20 ms to compile on a CPU, so layouts of thousands of keys are cut into chunks whose small
 #: programs compile once (JAX caches them by shape and dtype, for every later layout too).

@@ -29,6 +29,23 @@ def to_numpy(value: Any) -> np.ndarray:
     return np.asarray(value, dtype=np.float64)
 
 
+def from_np(x: Any, dtype: Any) -> np.ndarray:
+    """The original package's ``from_np``: a NumPy array of ``dtype`` (any NumPy dtype spec).
+
+    Example:
+        >>> import numpy as np
+        >>> from dict_minimize.numpy_api import from_np, to_np
+        >>> to_np(from_np([1.0, 2.0], np.float16))
+        array([1., 2.], dtype=float16)
+    """
+    return np.asarray(x, dtype=dtype)
+
+
+def to_np(x: Any) -> np.ndarray:
+    """The original package's ``to_np``: ``x`` as a NumPy array of its own dtype."""
+    return np.asarray(x)
+
+
 def _to_device(vec: np.ndarray, dtype: np.dtype) -> np.ndarray:
     """The one "host->device" step of an evaluation: SciPy's vector converted to ``dtype``.
 

@@ -45,6 +45,23 @@ def to_numpy(value: Any) -> np.ndarray:
     return np.asarray(tf.cast(value, tf.float64).numpy())
 
 
+def from_np(x: Any, dtype: Any) -> tf.Tensor:
+    """The original package's ``from_np``: a constant tensor of ``dtype``.
+
+    Example:
+        >>> import numpy as np, tensorflow as tf
+        >>> from dict_minimize.tensorflow_api import from_np, to_np
+        >>> to_np(from_np(np.ones(2), tf.float64))
+        array([1., 1.])
+    """
+    return tf.constant(np.asarray(x), dtype=dtype)
+
+
+def to_np(x: Any) -> np.ndarray:
+    """The original package's ``to_np``: ``x`` as a NumPy array of its own dtype."""
+    return np.asarray(x.numpy() if hasattr(x, "numpy") else x)
+
+
 def _to_device(host: np.ndarray, device: str) -> tf.Tensor:
     """The one host->device transfer of an evaluation: a host vector as one new tensor on
     ``device`` (``tf.constant`` copies, so the objective never aliases SciPy's ``x``)."""

@@ -56,6 +56,36 @@ def to_numpy(value: Any) -> np.ndarray:
     return value.detach().to(device="cpu", dtype=torch.float64).numpy()
 
 
+def from_np(x: Any, dtype: Any) -> torch.Tensor:
+    """The original package's ``from_np``: a new leaf tensor of ``dtype`` that requires grad.
+
+    ``dtype`` is a ``torch.dtype`` or its name (``"float32"``); ``x`` an array or a scalar.
+
+    Example:
+        >>> import numpy as np, torch
+        >>> from dict_minimize.torch_api import from_np, to_np
+        >>> x = from_np(np.ones(2), torch.float16)
+        >>> x.dtype, x.requires_grad, to_np(x)
+        (torch.float16, True, array([1., 1.], dtype=float16))
+    """
+    if isinstance(dtype, str):
+        dtype = getattr(torch, dtype.removeprefix("torch."), None)
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise TypeError(f"from_np needs a floating torch dtype; got {dtype!r}")
+    arr = np.asarray(x)
+    if arr.dtype.kind != "f":
+        raise TypeError(f"from_np needs a floating-point array; got dtype {arr.dtype}")
+    native = arr.astype(arr.dtype.newbyteorder("="), copy=False)
+    return torch.as_tensor(np.array(native)).to(dtype).requires_grad_(True)
+
+
+def to_np(x: Any) -> np.ndarray:
+    """The original package's ``to_np``: the tensor as a NumPy array on the host, in its dtype
+    (bfloat16, which NumPy lacks, as float32)."""
+    t = x.detach().cpu()
+    return (t.float() if t.dtype == torch.bfloat16 else t).numpy()
+
+
 _CPU = torch.device("cpu")
 _TENSOR_TYPES = frozenset({torch.Tensor, torch.nn.Parameter})
 #: dtypes whose conversion NumPy does on the CPU (bfloat16 has no NumPy dtype: torch converts)
