@@ -15,6 +15,7 @@ from scipy.optimize import Bounds
 
 from dict_minimize._errors import TENSOR_NAMES, fmt_dtype, fmt_key, fmt_keys, fmt_shape, type_name
 from dict_minimize._layout import Layout
+from dict_minimize._tree import partial_leaves
 from dict_minimize._types import Backend
 from dict_minimize.backends import _owner
 from dict_minimize.backends._common import is_real_dtype
@@ -112,6 +113,13 @@ def _check_keys(d: Any, which: str, layout: Layout) -> Mapping:
     return d
 
 
+def _by_path(d: Any, which: str, layout: Layout) -> Mapping:
+    if not isinstance(d, Mapping):
+        raise TypeError(f"{which} must be a dict keyed like x0; got a {type_name(d)}")
+    assert layout.tree is not None
+    return partial_leaves(d, layout.tree, which, broadcast=True)
+
+
 def make_bounds(lb_dict: Any, ub_dict: Any, layout: Layout, backend: Backend) -> Bounds | None:
     """Flatten per-key bounds into one float64 ``Bounds``; None when neither dict is given.
 
@@ -127,6 +135,9 @@ def make_bounds(lb_dict: Any, ub_dict: Any, layout: Layout, backend: Backend) ->
     """
     if lb_dict is None and ub_dict is None:
         return None
+    if layout.tree is not None:  # nested: per-leaf bounds by path; scalars at inner nodes spread
+        lb_dict = None if lb_dict is None else _by_path(lb_dict, "lb_dict", layout)
+        ub_dict = None if ub_dict is None else _by_path(ub_dict, "ub_dict", layout)
     lbs = _check_keys({} if lb_dict is None else lb_dict, "lb_dict", layout)
     ubs = _check_keys({} if ub_dict is None else ub_dict, "ub_dict", layout)
     lb = np.full(layout.n, -np.inf)

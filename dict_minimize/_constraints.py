@@ -24,6 +24,7 @@ from scipy.sparse.linalg import LinearOperator
 from dict_minimize._errors import fmt_key, fmt_shape, type_name
 from dict_minimize._layout import Layout
 from dict_minimize._objective import float64_array
+from dict_minimize._tree import partial_leaves
 from dict_minimize._types import Backend, Codec, VectorAD
 from dict_minimize.backends._common import scalar_to_float
 
@@ -339,6 +340,8 @@ def _flat_jacobian(out: Any, layout: Layout, where: str) -> np.ndarray:
                 "element of x0, in x0's key order (or give a dict of per-key blocks)"
             )
         return arr
+    if layout.tree is not None:  # nested x0: blocks by path, partial
+        out = partial_leaves(out, layout.tree, where, broadcast=False)
     pos = {k: i for i, k in enumerate(layout.keys)}
     unknown = [k for k in out if k not in pos]
     if unknown:

@@ -32,6 +32,25 @@ def type_name(obj: Any) -> str:
     return f"{module}.{cls.__qualname__}"
 
 
+class Path(tuple):
+    """Where a leaf sits in a nested ``x0``: the keys and indices from the root.
+
+    Its ``repr`` is written so that ``f"x0[{path!r}]"`` reads ``x0['params']['w'][0]``, the
+    way every message of the package names an entry.
+
+    Example:
+        >>> from dict_minimize._errors import Path
+        >>> p = Path(("params", "Dense_0", "kernel"))
+        >>> f"x0[{p!r}]"
+        "x0['params']['Dense_0']['kernel']"
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "][".join(repr(part) for part in self)
+
+
 def fmt_key(key: Hashable) -> str:
     """A key as it appears in messages: ``x0['w']``-style, with the key's repr."""
     return repr(key)
@@ -39,7 +58,7 @@ def fmt_key(key: Hashable) -> str:
 
 def fmt_keys(keys: Iterable[Hashable], limit: int = 8) -> str:
     keys = list(keys)
-    shown = ", ".join(fmt_key(k) for k in keys[:limit])
+    shown = ", ".join(f"[{k!r}]" if isinstance(k, Path) else fmt_key(k) for k in keys[:limit])
     if len(keys) > limit:
         shown += f", ... ({len(keys) - limit} more)"
     return shown

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from dict_minimize._errors import TENSOR_NAMES, fmt_key, fmt_keys, type_name
+from dict_minimize._tree import Node, Path, is_container, leaves_of, make_tree
 
 if TYPE_CHECKING:
     from dict_minimize._types import Backend
@@ -73,6 +74,8 @@ class Layout:
     offsets: tuple[int, ...]
     backend_name: str
     factory: Callable[[Iterable[tuple[Hashable, Any]]], Mapping] = field(compare=False)
+    #: the structure of a nested x0 (keys are then the leaves' paths); None for a flat one
+    tree: Node | None = None
 
     @property
     def n(self) -> int:
@@ -87,7 +90,9 @@ class Layout:
         return slice(self.offsets[i], self.offsets[i + 1])
 
     def build(self, values: Iterable[Any]) -> Mapping:
-        """A mapping of x0's type from values in layout order."""
+        """A mapping of x0's type (and nesting) from values in layout order."""
+        if self.tree is not None:
+            return self.tree.build(iter(values))
         return self.factory(zip(self.keys, values, strict=True))
 
     def split_numpy(self, vec: np.ndarray) -> list[np.ndarray]:
@@ -98,8 +103,26 @@ class Layout:
         ]
 
 
-def make_layout(x0: Any, backend: Backend, *, where: str = "x0") -> Layout:
-    """Validate ``x0`` and capture its structure. Raises TypeError/ValueError naming the key."""
+def x0_items(x0: Mapping, where: str = "x0") -> tuple[Node | None, list[Hashable], list[Any]]:
+    """(tree, keys, leaves) of ``x0``: the tree is None for a flat dict (keys are its keys),
+    else the nesting, with the leaves' :class:`~dict_minimize._tree.Path` as keys."""
+    if not any(is_container(v) for v in x0.values()):
+        return None, list(x0.keys()), list(x0.values())
+    tree, paths, leaves = make_tree(x0, _mapping_factory, where)
+    return tree, list(paths), leaves
+
+
+def make_layout(
+    x0: Any,
+    backend: Backend,
+    *,
+    where: str = "x0",
+    items: tuple[Node | None, list[Hashable], list[Any]] | None = None,
+) -> Layout:
+    """Validate ``x0`` and capture its structure. Raises TypeError/ValueError naming the key.
+
+    ``items``: :func:`x0_items` of ``x0`` when the caller has it (with leaves it converted).
+    """
     if not isinstance(x0, Mapping):
         raise TypeError(
             f"{where} must be a dict (or other Mapping) of tensors; got a {type_name(x0)}. "
@@ -107,20 +130,21 @@ def make_layout(x0: Any, backend: Backend, *, where: str = "x0") -> Layout:
         )
     if len(x0) == 0:
         raise ValueError(f"{where} is empty: there is nothing to optimize")
-    keys = tuple(x0.keys())
+    tree, key_list, values = x0_items(x0, where) if items is None else items
+    keys = tuple(key_list)
     owned: dict[type, bool] = {}  # every backend's owns() depends on the type alone
-    for k in keys:
-        t = type(x0[k])
+    for k, v in zip(keys, values, strict=True):
+        t = type(v)
         ok = owned.get(t)
         if ok is None:
-            ok = owned[t] = backend.owns(x0[k])
+            ok = owned[t] = backend.owns(v)
         if not ok:
             raise TypeError(
-                f"{where}[{fmt_key(k)}] is a {type_name(x0[k])}; expected a "
+                f"{where}[{fmt_key(k)}] is a {type_name(v)}; expected a "
                 f"{TENSOR_NAMES[backend.name]}, like every entry of {where} "
                 f"(backend {backend.name!r})"
             )
-    infos = [backend.describe(k, x0[k]) for k in keys]
+    infos = [backend.describe(k, v) for k, v in zip(keys, values, strict=True)]
     offsets = [0]
     for info in infos:
         offsets.append(offsets[-1] + math.prod(info.shape))
@@ -138,11 +162,14 @@ def make_layout(x0: Any, backend: Backend, *, where: str = "x0") -> Layout:
         offsets=tuple(offsets),
         backend_name=backend.name,
         factory=_mapping_factory(x0),
+        tree=tree,
     )
 
 
 def values_by_key(d: Any, layout: Layout, *, what: str = "gradient") -> list[Any]:
     """The values of ``d`` in layout order, matched by key (never by position)."""
+    if layout.tree is not None:
+        return leaves_of(d, layout.tree, what)
     if not isinstance(d, Mapping):
         raise TypeError(f"the {what} must be a dict with the keys of x0; got a {type_name(d)}")
     try:
@@ -163,4 +190,4 @@ def values_by_key(d: Any, layout: Layout, *, what: str = "gradient") -> list[Any
     return values
 
 
-__all__ = ["Layout", "fmt_key", "make_layout", "values_by_key"]
+__all__ = ["Layout", "Path", "fmt_key", "make_layout", "values_by_key", "x0_items"]

@@ -18,12 +18,13 @@ import scipy.optimize
 
 from dict_minimize._bounds import make_bounds
 from dict_minimize._constraints import CONSTRAINED, make_constraints
-from dict_minimize._errors import fmt_keys, type_name
-from dict_minimize._layout import Layout, make_layout
+from dict_minimize._errors import fmt_key, fmt_keys, type_name
+from dict_minimize._layout import Layout, make_layout, x0_items
 from dict_minimize._objective import Aborted, Mode, Objective
 from dict_minimize._threads import limit_blas_threads
+from dict_minimize._tree import is_container
 from dict_minimize._types import Codec
-from dict_minimize.backends import detect, get_backend
+from dict_minimize.backends import detect, float_leaf, get_backend
 
 #: every method name ``scipy.optimize.minimize`` accepts (lower case)
 METHODS = (
@@ -382,6 +383,12 @@ def minimize(
         x0: the starting point: a dict (or any Mapping) of NumPy arrays, PyTorch tensors, JAX
             arrays or TensorFlow tensors/Variables, all from one framework, each of a floating
             dtype (float16, bfloat16, float32, float64); any rank, 0-d and empty included.
+            Entries may nest Mappings, lists, tuples and namedtuples to any depth (a pytree, as
+            Flax parameters are): ``fun``, callbacks, the result and gradients keep that
+            nesting, gradients are matched by path, and bounds may nest too (a scalar at an
+            inner node bounds every leaf below it). A Python float leaf becomes a 0-d float64
+            tensor of x0's framework (NumPy if it has no tensors). See
+            ``docs/guide/nested.md``.
         args: extra positional arguments for ``fun``, ``jac``, ``hess`` and ``hessp``.
         method: any method name of ``scipy.optimize.minimize`` (case-insensitive) or a custom
             callable; by default SLSQP with constraints, L-BFGS-B with bounds, BFGS otherwise.
@@ -536,8 +543,7 @@ def solve(
     if len(x0) == 0:
         raise ValueError("x0 is empty: there is nothing to optimize")
 
-    be = get_backend(backend) if backend is not None else detect(x0)
-    layout = make_layout(x0, be)
+    be, layout, x0_leaves = _prepare_x0(x0, backend, compat)
     codec = be.make_codec(layout)
     bounds = make_bounds(lb_dict, ub_dict, layout, be)
     has_constraints = constraints is not None and not (
@@ -634,7 +640,7 @@ def solve(
     flat_constraints, constraint_calls = make_constraints(constraints, layout, codec, be, name, jit)
 
     # x0 -> float64 through the codec: one transfer, and x0 itself is only read
-    _, x0_flat = codec.flatten(None, [x0[k] for k in layout.keys])
+    _, x0_flat = codec.flatten(None, x0_leaves)
 
     scipy_callback = None if callback is None else _wrap_callback(callback, run, name)
     options = None if options is None else dict(options)
@@ -739,6 +745,31 @@ def solve(
     if report:
         print(f"{out.message}\n  fun: {out.fun}  nit: {out.nit}  nfev: {out.nfev}")
     return out
+
+
+def _prepare_x0(x0: Mapping, backend: str | None, compat: bool) -> tuple[Any, Layout, list]:
+    """(backend, layout, leaves) of ``x0``, nested or flat; Python floats become 0-d tensors."""
+    tree, keys, leaves = x0_items(x0)
+    if compat and tree is not None:
+        k = next(k for k, v in x0.items() if is_container(v))
+        raise TypeError(
+            f"x0_dict[{fmt_key(k)}] is a {type_name(x0[k])}: the drop-in minimize takes a flat "
+            "dict of tensors, as the original did; for nested parameters use "
+            "dict_minimize.minimize"
+        )
+    floats = [] if compat else [i for i, v in enumerate(leaves) if type(v) is float]
+    if backend is not None:
+        be = get_backend(backend)
+    else:
+        skip = set(floats)
+        tensors = {k: leaves[i] for i, k in enumerate(keys) if i not in skip}
+        be = detect(tensors) if tensors else get_backend("numpy")
+    if floats:
+        leaves = list(leaves)
+        for i in floats:
+            leaves[i] = float_leaf(be.name, leaves[i])
+    layout = make_layout(x0, be, items=(tree, keys, leaves))
+    return be, layout, leaves
 
 
 def _check_custom_result(res: Any, method: Any, n: int) -> None:

@@ -80,6 +80,7 @@ def test_docs_exist() -> None:
         "quickstart.md",
         "migration.md",
         "api.md",
+        "guide/nested.md",
         "guide/bounds.md",
         "guide/dtypes.md",
         "guide/devices.md",

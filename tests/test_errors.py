@@ -80,10 +80,26 @@ def test_non_floating_entry(fw: Framework, kind: str) -> None:
         minimize(flat_objective(fw, quad), {"ok": fw.tensor([1.0]), "bad": bad})
 
 
-@pytest.mark.parametrize("bad", [[1.0, 2.0], 3.0, "x", None])
+@pytest.mark.parametrize("bad", ["x", None, 3, b"x"])
 def test_non_tensor_entry(fw: Framework, bad) -> None:
     with pytest.raises(TypeError, match=r"x0\['bad'\] is a .*expected a NumPy array or a PyTorch"):
         minimize(flat_objective(fw, quad), {"ok": fw.tensor([1.0]), "bad": bad})
+
+
+@pytest.mark.parametrize(
+    ("bad", "where"), [([1.0, "x"], r"\['bad'\]\[1\]"), ({"w": None}, r"\['bad'\]\['w'\]")]
+)
+def test_non_tensor_leaf_is_named_by_its_path(fw: Framework, bad, where: str) -> None:
+    with pytest.raises(TypeError, match=rf"x0{where} is a .*expected a NumPy array or a PyTorch"):
+        minimize(flat_objective(fw, quad), {"ok": fw.tensor([1.0]), "bad": bad})
+
+
+@pytest.mark.parametrize("bad", [[1.0, 2.0], 3.0, {"w": 1.0}])
+def test_dropin_keeps_the_flat_contract(fw: Framework, bad) -> None:
+    """Floats and containers are generic-API features; the drop-in refuses them, as before."""
+    api = importlib.import_module(f"dict_minimize.{fw.name}_api")
+    with pytest.raises(TypeError, match=r"x0(_dict)?\['bad'\] is a"):
+        api.minimize(flat_objective(fw, quad), {"ok": fw.tensor([1.0]), "bad": bad})
 
 
 def test_dropin_rejects_other_framework_tensor(fw: Framework) -> None:

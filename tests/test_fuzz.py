@@ -271,13 +271,27 @@ def junk(name: str) -> st.SearchStrategy[Any]:
     )
 
 
+def _valid_nested(fw: Framework, value: Any) -> bool:
+    """What the generic API takes as an entry besides a tensor: a Python float, or a non-empty
+    container of such leaves (nested parameters)."""
+    if type(value) is float:
+        return True
+    if isinstance(value, Mapping):
+        return bool(value) and all(_valid_nested(fw, v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return bool(value) and all(_valid_nested(fw, v) for v in value)
+    return fw.type_check(value)
+
+
 @st.composite
 def bad_x0(draw: Any, name: str) -> Call:
     fw = named(name)
     how = draw(st.sampled_from(["junk entry", "not a mapping", "empty", "all entries empty"]))
+    dropin = draw(DROPIN)
     if how == "junk entry":
         x0 = dict(draw(good_x0(name)))
-        x0[draw(st.sampled_from(list(x0)))] = draw(junk(name))
+        entry = junk(name) if dropin else junk(name).filter(lambda j: not _valid_nested(fw, j))
+        x0[draw(st.sampled_from(list(x0)))] = draw(entry)
     elif how == "not a mapping":
         x0 = draw(
             st.one_of(
@@ -293,7 +307,7 @@ def bad_x0(draw: Any, name: str) -> Call:
     else:
         shapes = st.lists(SHAPES.filter(lambda s: math.prod(s) == 0), min_size=1, max_size=2)
         x0 = {f"e{i}": fw.tensor(np.zeros(s)) for i, s in enumerate(draw(shapes))}
-    return Call(f"x0: {how}", x0, dropin=draw(DROPIN))
+    return Call(f"x0: {how}", x0, dropin=dropin)
 
 
 @st.composite

@@ -11,6 +11,8 @@ import sys
 from collections.abc import Hashable, Mapping
 from typing import Any
 
+import numpy as np
+
 from dict_minimize._errors import (
     TENSOR_NAMES,
     fmt_key,
@@ -72,8 +74,8 @@ def detect(x0: Mapping[Any, Any], where: str = "x0") -> Backend:
         if owner is None:
             raise TypeError(
                 f"{where}[{fmt_key(key)}] is a {type_name(value)}; expected a NumPy array or a "
-                "PyTorch, JAX or TensorFlow tensor (convert Python numbers and lists with "
-                "np.asarray(..., dtype=float))"
+                "PyTorch, JAX or TensorFlow tensor (convert ints, and lists meant as one array, "
+                "with np.asarray(..., dtype=float))"
             )
         owners.setdefault(owner, key)
     if len(owners) > 1:
@@ -88,4 +90,22 @@ def detect(x0: Mapping[Any, Any], where: str = "x0") -> Backend:
     return get_backend(next(iter(owners)))
 
 
-__all__ = ["NAMES", "detect", "get_backend"]
+def float_leaf(name: str, value: float) -> Any:
+    """A Python float leaf of x0 as a 0-d float64 tensor of backend ``name`` (JAX: its default
+    float, float64 only with x64 enabled)."""
+    if name == "torch":
+        import torch
+
+        return torch.tensor(value, dtype=torch.float64)
+    if name == "jax":
+        import jax.numpy as jnp
+
+        return jnp.asarray(value)
+    if name == "tensorflow":
+        import tensorflow as tf
+
+        return tf.constant(value, dtype=tf.float64)
+    return np.asarray(value, dtype=np.float64)
+
+
+__all__ = ["NAMES", "detect", "float_leaf", "get_backend"]
