@@ -111,7 +111,7 @@ def _reference_f_star(p: Problem) -> float:
         )
         return _f_star(p.fun, [t, t])
     # log Rosenbrock: L-BFGS-B with bounds that keep x1 > 0, started at the minimum's basin
-    vg, _, _ = _flat(p.fun)
+    vg, _ = _flat(p.fun)
     best = scipy.optimize.minimize(
         vg,
         np.array([1.0, 1.0]),
@@ -123,8 +123,8 @@ def _reference_f_star(p: Problem) -> float:
     return float(best.fun)
 
 
-def _flat(fun: Callable[[torch.Tensor], torch.Tensor]) -> tuple[Callable, Callable, Callable]:
-    """(value and gradient, Hessian, Hessian-vector product) on float64 NumPy vectors."""
+def _flat(fun: Callable[[torch.Tensor], torch.Tensor]) -> tuple[Callable, Callable]:
+    """(value and gradient, Hessian) on float64 NumPy vectors."""
 
     def vg(v: np.ndarray) -> tuple[float, np.ndarray]:
         t = torch.tensor(v, dtype=F64, requires_grad=True)
@@ -135,14 +135,11 @@ def _flat(fun: Callable[[torch.Tensor], torch.Tensor]) -> tuple[Callable, Callab
     def hess(v: np.ndarray) -> np.ndarray:
         return torch.autograd.functional.hessian(fun, torch.tensor(v, dtype=F64)).numpy()
 
-    def hessp(v: np.ndarray, p: np.ndarray) -> np.ndarray:
-        return hess(v) @ p
-
-    return vg, hess, hessp
+    return vg, hess
 
 
 def _stationary(p: Problem, x: np.ndarray, f: float, f_star: float) -> bool:
-    vg, _, _ = _flat(p.fun)
+    vg, _ = _flat(p.fun)
     f_true, g = vg(x)
     if not math.isfinite(f_true):
         return False
@@ -150,7 +147,7 @@ def _stationary(p: Problem, x: np.ndarray, f: float, f_star: float) -> bool:
 
 
 def run_scipy(p: Problem, method: str) -> scipy.optimize.OptimizeResult:
-    vg, hess, _ = _flat(p.fun)
+    vg, hess = _flat(p.fun)
     kwargs = {"hess": hess} if method in SECOND_ORDER else {}
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")

@@ -165,7 +165,8 @@ class Objective:
         if first and self.x0_nonfinite == "warn":
             warnings.warn(
                 f"the objective is not finite at x0: {detail}. The drop-in minimize goes on, as "
-                "the original dict_minimize did, counting such points as +inf; the result is "
+                "the original dict_minimize did, counting such points as worse than every finite "
+                "point; the result is "
                 "likely x0 unchanged. Start from a point where the objective and its gradient "
                 "are finite (dict_minimize.minimize raises NonFiniteError here)",
                 RuntimeWarning,

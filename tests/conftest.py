@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -131,3 +132,21 @@ def flat_objective(fw: Framework, flat_fun: Callable, keys_order: list | None = 
         return value, dict(reversed(list(out.items())))
 
     return fun
+
+
+def derandomized(env: str, default: int) -> Any:
+    """hypothesis settings of the suite: reproducible on every machine, sized by ``env``."""
+    from hypothesis import HealthCheck, settings
+
+    return settings(
+        max_examples=int(os.environ.get(env, str(default))),
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=[
+            HealthCheck.function_scoped_fixture,
+            HealthCheck.too_slow,
+            HealthCheck.data_too_large,
+            HealthCheck.filter_too_much,
+        ],
+    )

@@ -90,3 +90,15 @@ def test_worker_protocol_and_report(tmp_path) -> None:
     text = R.markdown(suite, [], None)
     assert "| many_small | float64 | numpy | floor |" in text
     assert "many_small float64 numpy: best of ours" in text
+
+
+def test_nested_benchmark_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    """benchmarks/nested.py on a tiny tree: the table comes out, with both dicts alike."""
+    from benchmarks import nested
+
+    assert (
+        nested.main(["--leaves", "20", "--rounds", "1", "--evals", "1", "--frameworks", "numpy"])
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "| numpy | 20 |" in out and "bridge's extra" in out

@@ -13,7 +13,6 @@ warning for a non-finite objective at ``x0`` and one for bounds that the method 
 from __future__ import annotations
 
 import importlib
-import os
 import warnings
 from collections import OrderedDict
 from typing import Any
@@ -21,29 +20,18 @@ from typing import Any
 import numpy as np
 import pytest
 import scipy.optimize
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import dict_minimize
-from tests.conftest import Framework
+from tests.conftest import Framework, derandomized
 
 #: the original's gradient methods, and those of them that keep every iterate within bounds
 METHODS = ("CG", "BFGS", "L-BFGS-B", "TNC", "SLSQP", "trust-constr")
 RESPECTS_BOUNDS = frozenset({"L-BFGS-B", "TNC", "SLSQP"})
 DTYPES = ("float16", "float32", "float64")
-CONTRACT = settings(
-    max_examples=int(os.environ.get("DICT_MINIMIZE_CONTRACT_EXAMPLES", "40")),
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=[
-        HealthCheck.function_scoped_fixture,
-        HealthCheck.too_slow,
-        HealthCheck.data_too_large,
-        HealthCheck.filter_too_much,
-    ],
-)
+CONTRACT = derandomized("DICT_MINIMIZE_CONTRACT_EXAMPLES", 40)
 _SHAPES = hnp.array_shapes(min_dims=0, max_dims=5, min_side=0, max_side=5)
 
 

@@ -28,25 +28,15 @@ from typing import Any
 import numpy as np
 import pytest
 import scipy.optimize
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 import dict_minimize
-from tests.conftest import DTYPES, INSTALLED, Framework, get_framework
+from tests.conftest import DTYPES, INSTALLED, Framework, derandomized, get_framework
 from tests.test_errors import View, native
 
-EXAMPLES = int(os.environ.get("DICT_MINIMIZE_FUZZ_EXAMPLES", "150"))
-FUZZ = settings(
-    max_examples=EXAMPLES,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=[
-        HealthCheck.function_scoped_fixture,
-        HealthCheck.too_slow,
-        HealthCheck.data_too_large,
-    ],
-)
+FUZZ = derandomized("DICT_MINIMIZE_FUZZ_EXAMPLES", 150)
+EXAMPLES = FUZZ.max_examples
 #: (framework, kind of input, outcome) -> number of calls made
 TRIED: Counter[tuple[str, str, str]] = Counter()
 #: every run stops early: the fuzz is about input, not convergence

@@ -9,27 +9,20 @@ exactly the leaves below them.
 from __future__ import annotations
 
 import math
-import os
 from collections import OrderedDict, namedtuple
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from dict_minimize import minimize
-from tests.conftest import Framework
+from tests.conftest import Framework, derandomized
 
 Pair = namedtuple("Pair", "left right")
-TREES = settings(
-    max_examples=int(os.environ.get("DICT_MINIMIZE_NESTED_EXAMPLES", "25")),
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+TREES = derandomized("DICT_MINIMIZE_NESTED_EXAMPLES", 25)
 KEYS = st.text(alphabet="abcxyz_0", min_size=1, max_size=3)
 
 
