@@ -13,9 +13,17 @@ from typing import Any
 import numpy as np
 from scipy.optimize import Bounds
 
-from dict_minimize._errors import TENSOR_NAMES, fmt_dtype, fmt_key, fmt_keys, fmt_shape, type_name
+from dict_minimize._errors import (
+    TENSOR_NAMES,
+    a_class,
+    at,
+    fmt_dtype,
+    fmt_keys,
+    fmt_shape,
+    type_name,
+)
 from dict_minimize._layout import Layout
-from dict_minimize._tree import partial_leaves
+from dict_minimize._tree import MAPPING, is_container, partial_leaves
 from dict_minimize._types import Backend
 from dict_minimize.backends import _owner
 from dict_minimize.backends._common import is_real_dtype
@@ -26,7 +34,7 @@ def _bound_array(
 ) -> np.ndarray | float:
     if value is None:
         return fill
-    where = f"{which}[{fmt_key(key)}]"
+    where = at(which, key)
 
     def wrong_kind() -> TypeError:
         return TypeError(
@@ -61,7 +69,7 @@ def _bound_array(
     if arr.shape not in ((), shape):
         raise ValueError(
             f"{where} has shape {fmt_shape(arr.shape)}, expected {fmt_shape(shape)} (the shape "
-            f"of x0[{fmt_key(key)}]) or a scalar"
+            f"of {at('x0', key)}) or a scalar"
         )
     if np.isnan(arr).any():
         raise ValueError(f"{where} contains NaN; use -inf/inf or None for 'none'")
@@ -114,10 +122,16 @@ def _check_keys(d: Any, which: str, layout: Layout) -> Mapping:
 
 
 def _by_path(d: Any, which: str, layout: Layout) -> Mapping:
-    if not isinstance(d, Mapping):
+    tree = layout.tree
+    assert tree is not None
+    if tree.kind == MAPPING and not isinstance(d, Mapping):
         raise TypeError(f"{which} must be a dict keyed like x0; got a {type_name(d)}")
-    assert layout.tree is not None
-    return partial_leaves(d, layout.tree, which, broadcast=True)
+    if not is_container(d):  # x0 is a JAX pytree node (an Equinox module)
+        raise TypeError(
+            f"{which} must be {a_class(tree.cls or object)} like x0, with None where "
+            f"unbounded and scalars for whole subtrees; got a {type_name(d)}"
+        )
+    return partial_leaves(d, tree, which, broadcast=True)
 
 
 def make_bounds(lb_dict: Any, ub_dict: Any, layout: Layout, backend: Backend) -> Bounds | None:
@@ -155,7 +169,7 @@ def make_bounds(lb_dict: Any, ub_dict: Any, layout: Layout, backend: Backend) ->
             j = int(np.flatnonzero(bad)[0])
             index = tuple(int(i) for i in np.unravel_index(j, shape)) if shape else ()
             raise ValueError(
-                f"lb_dict[{fmt_key(key)}] > ub_dict[{fmt_key(key)}] at index {index}: "
+                f"{at('lb_dict', key)} > {at('ub_dict', key)} at index {index}: "
                 f"{lb[sl][j]} > {ub[sl][j]}"
             )
         _round_inward(lb[sl], ub[sl], layout.np_dtypes[i])  # slices are views: edits in place

@@ -21,8 +21,8 @@ import numpy as np
 import scipy.optimize
 from scipy.sparse.linalg import LinearOperator
 
-from dict_minimize._errors import fmt_key, fmt_shape, type_name
-from dict_minimize._layout import Layout
+from dict_minimize._errors import at, fmt_key, fmt_shape, type_name
+from dict_minimize._layout import Layout, keyed_like_x0
 from dict_minimize._objective import float64_array
 from dict_minimize._tree import partial_leaves
 from dict_minimize._types import Backend, Codec, VectorAD
@@ -330,7 +330,7 @@ def _bound_values(bound: Any, where: str, name: str) -> Any:
 def _flat_jacobian(out: Any, layout: Layout, where: str) -> np.ndarray:
     """A dict of per-key blocks, or an (m, n) array, as an (m, n) float64 matrix."""
     n = layout.n
-    if not isinstance(out, Mapping):
+    if not keyed_like_x0(out, layout):
         arr = float64_array(out, where)
         if arr.ndim == 1 and arr.shape[0] == n:
             arr = arr.reshape(1, n)
@@ -352,17 +352,17 @@ def _flat_jacobian(out: Any, layout: Layout, where: str) -> np.ndarray:
     m: int | None = None
     for key, block in out.items():
         shape = layout.shapes[pos[key]]
-        arr = float64_array(block, f"{where}[{fmt_key(key)}]")
+        arr = float64_array(block, at(where, key))
         lead = arr.shape[: arr.ndim - len(shape)]
         if arr.ndim < len(shape) or arr.shape[arr.ndim - len(shape) :] != shape:
             raise ValueError(
-                f"{where}[{fmt_key(key)}] has shape {fmt_shape(arr.shape)}; expected the shape "
-                f"of x0[{fmt_key(key)}], {fmt_shape(shape)}, after the constraint's own axes"
+                f"{at(where, key)} has shape {fmt_shape(arr.shape)}; expected the shape "
+                f"of {at('x0', key)}, {fmt_shape(shape)}, after the constraint's own axes"
             )
         rows = int(np.prod(lead)) if lead else 1
         if m is not None and rows != m:
             raise ValueError(
-                f"{where}[{fmt_key(key)}] covers {rows} constraint(s), but other keys cover {m}"
+                f"{at(where, key)} covers {rows} constraint(s), but other keys cover {m}"
             )
         m = rows
         blocks[key] = arr.reshape(rows, -1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Hashable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 #: pip extra that installs each framework.
@@ -20,7 +21,11 @@ TENSOR_NAMES = {
 
 def type_name(obj: Any) -> str:
     """``'torch.Tensor'``-style name of ``type(obj)``, for messages."""
-    cls = type(obj)
+    return class_name(type(obj))
+
+
+def class_name(cls: type) -> str:
+    """``'torch.Tensor'``-style name of the class ``cls``, for messages."""
     module = cls.__module__.split(".")[0]
     if module == "builtins":
         return cls.__qualname__
@@ -32,33 +37,74 @@ def type_name(obj: Any) -> str:
     return f"{module}.{cls.__qualname__}"
 
 
-class Path(tuple):
-    """Where a leaf sits in a nested ``x0``: the keys and indices from the root.
+def a_class(cls: type) -> str:
+    """:func:`class_name` with its article: ``'a dict'``, ``'an equinox.MLP'``."""
+    name = class_name(cls)
+    return ("an " if name[:1] in "aeiou" else "a ") + name
 
-    Its ``repr`` is written so that ``f"x0[{path!r}]"`` reads ``x0['params']['w'][0]``, the
-    way every message of the package names an entry.
+
+@dataclass(frozen=True)
+class Attr:
+    """An attribute step of a :class:`Path` (JAX's ``GetAttrKey``: an Equinox module's field,
+    a dataclass field): it reads ``.name`` where a key reads ``['name']``."""
+
+    name: str
+
+
+class Path(tuple):
+    """Where a leaf sits in a nested ``x0``: the keys, indices and attributes from the root.
+
+    :meth:`at` writes it the way every message of the package names an entry:
+    ``x0['params']['w'][0]``, and ``x0.layers[0].weight`` through a JAX pytree node's
+    attributes (:class:`Attr`). Without attributes its ``repr`` is the part between the outer
+    brackets, so that ``f"x0[{path!r}]"`` reads the same.
 
     Example:
-        >>> from dict_minimize._errors import Path
-        >>> p = Path(("params", "Dense_0", "kernel"))
-        >>> f"x0[{p!r}]"
+        >>> from dict_minimize._errors import Attr, Path
+        >>> Path(("params", "Dense_0", "kernel")).at("x0")
         "x0['params']['Dense_0']['kernel']"
+        >>> Path((Attr("layers"), 0, Attr("weight"))).at("x0")
+        'x0.layers[0].weight'
     """
 
     __slots__ = ()
 
     def __repr__(self) -> str:
+        if any(type(part) is Attr for part in self):
+            return self.suffix()
         return "][".join(repr(part) for part in self)
+
+    def suffix(self) -> str:
+        """The path after the root's name: ``['params']['w']``, ``.layers[0].weight``."""
+        return "".join(f".{p.name}" if type(p) is Attr else f"[{p!r}]" for p in self)
+
+    def at(self, where: str) -> str:
+        """The entry of ``where`` at this path: ``at("x0")`` -> ``x0.layers[0].weight``."""
+        return where + self.suffix()
+
+
+def at(where: str, key: Hashable) -> str:
+    """How messages name entry ``key`` of ``where``: ``x0['w']`` for a key of a flat dict,
+    ``x0['params']['w']`` or ``x0.layers[0].bias`` for a :class:`Path` (``where`` alone for the
+    root's empty path)."""
+    return key.at(where) if isinstance(key, Path) else f"{where}[{key!r}]"
 
 
 def fmt_key(key: Hashable) -> str:
-    """A key as it appears in messages: ``x0['w']``-style, with the key's repr."""
-    return repr(key)
+    """A key as it appears in messages: ``'w'`` (the key's repr); a :class:`Path` as what
+    follows ``x0``: ``['params']['w']``, ``.layers[0].bias``."""
+    return key.suffix() if isinstance(key, Path) else repr(key)
+
+
+def entry(key: Hashable) -> str:
+    """A gradient's entry in messages: ``'w'`` for a flat dict's key, ``x0.layers[0].bias``
+    (the leaf of x0 it belongs to) for a :class:`Path`."""
+    return key.at("x0") if isinstance(key, Path) else repr(key)
 
 
 def fmt_keys(keys: Iterable[Hashable], limit: int = 8) -> str:
     keys = list(keys)
-    shown = ", ".join(f"[{k!r}]" if isinstance(k, Path) else fmt_key(k) for k in keys[:limit])
+    shown = ", ".join(fmt_key(k) for k in keys[:limit])
     if len(keys) > limit:
         shown += f", ... ({len(keys) - limit} more)"
     return shown
@@ -84,7 +130,7 @@ def missing_framework(backend: str) -> ImportError:
 
 
 def not_floating(where: str, key: Hashable, dtype: Any) -> TypeError:
-    what = f"gradient for {fmt_key(key)}" if where == "gradient" else f"{where}[{fmt_key(key)}]"
+    what = f"gradient for {entry(key)}" if where == "gradient" else at(where, key)
     return TypeError(
         f"{what} has dtype {dtype}; expected a real floating dtype "
         "(float16, bfloat16, float32 or float64). Cast it, e.g. x.astype(float) / x.float()."
@@ -93,8 +139,8 @@ def not_floating(where: str, key: Hashable, dtype: Any) -> TypeError:
 
 def grad_shape(key: Hashable, got: Iterable[int], expected: Iterable[int]) -> ValueError:
     return ValueError(
-        f"gradient for {fmt_key(key)} has shape {fmt_shape(got)}, expected {fmt_shape(expected)} "
-        f"- the shape of x0[{fmt_key(key)}]"
+        f"gradient for {entry(key)} has shape {fmt_shape(got)}, expected {fmt_shape(expected)} "
+        f"- the shape of {at('x0', key)}"
     )
 
 
@@ -106,7 +152,7 @@ def grad_type(key: Hashable, value: Any, expected: str) -> TypeError:
             "(TensorFlow: tape.gradient(..., unconnected_gradients='zero'))"
         )
     return TypeError(
-        f"gradient for {fmt_key(key)} is a {type_name(value)}; expected {expected}{hint}"
+        f"gradient for {entry(key)} is a {type_name(value)}; expected {expected}{hint}"
     )
 
 

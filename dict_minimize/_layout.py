@@ -15,8 +15,17 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from dict_minimize._errors import TENSOR_NAMES, fmt_key, fmt_keys, type_name
-from dict_minimize._tree import Node, Path, is_container, leaves_of, make_tree
+from dict_minimize._errors import TENSOR_NAMES, at, fmt_key, fmt_keys, type_name
+from dict_minimize._tree import (
+    PYTREE,
+    Node,
+    Path,
+    is_container,
+    is_pytree_node,
+    jax_territory,
+    leaves_of,
+    make_tree,
+)
 
 if TYPE_CHECKING:
     from dict_minimize._types import Backend
@@ -103,11 +112,19 @@ class Layout:
         ]
 
 
-def x0_items(x0: Mapping, where: str = "x0") -> tuple[Node | None, list[Hashable], list[Any]]:
+def x0_items(x0: Any, where: str = "x0") -> tuple[Node | None, list[Hashable], list[Any]]:
     """(tree, keys, leaves) of ``x0``: the tree is None for a flat dict (keys are its keys),
-    else the nesting, with the leaves' :class:`~dict_minimize._tree.Path` as keys."""
-    if not any(is_container(v) for v in x0.values()):
-        return None, list(x0.keys()), list(x0.values())
+    else the nesting, with the leaves' :class:`~dict_minimize._tree.Path` as keys. ``x0`` is a
+    Mapping or (nested parameters only) a JAX pytree node such as an Equinox module."""
+    if isinstance(x0, Mapping):
+        by_type: dict[type, Any] = {}  # being a container depends on the type alone
+        for v in x0.values():
+            by_type.setdefault(type(v), v)
+        # in a Mapping JAX registers (nnx.State), None is an empty subtree, not an entry
+        if not any(is_container(v) for v in by_type.values()) and not (
+            type(None) in by_type and jax_territory(x0)
+        ):
+            return None, list(x0.keys()), list(x0.values())
     tree, paths, leaves = make_tree(x0, _mapping_factory, where)
     return tree, list(paths), leaves
 
@@ -123,12 +140,12 @@ def make_layout(
 
     ``items``: :func:`x0_items` of ``x0`` when the caller has it (with leaves it converted).
     """
-    if not isinstance(x0, Mapping):
+    if not isinstance(x0, Mapping) and not is_pytree_node(x0):
         raise TypeError(
             f"{where} must be a dict (or other Mapping) of tensors; got a {type_name(x0)}. "
             "Wrap a single tensor as {'x': tensor}."
         )
-    if len(x0) == 0:
+    if isinstance(x0, Mapping) and len(x0) == 0:
         raise ValueError(f"{where} is empty: there is nothing to optimize")
     tree, key_list, values = x0_items(x0, where) if items is None else items
     keys = tuple(key_list)
@@ -140,7 +157,7 @@ def make_layout(
             ok = owned[t] = backend.owns(v)
         if not ok:
             raise TypeError(
-                f"{where}[{fmt_key(k)}] is a {type_name(v)}; expected a "
+                f"{at(where, k)} is a {type_name(v)}; expected a "
                 f"{TENSOR_NAMES[backend.name]}, like every entry of {where} "
                 f"(backend {backend.name!r})"
             )
@@ -161,9 +178,18 @@ def make_layout(
         devices=tuple(i.device for i in infos),
         offsets=tuple(offsets),
         backend_name=backend.name,
-        factory=_mapping_factory(x0),
+        factory=_mapping_factory(x0) if isinstance(x0, Mapping) else dict,
         tree=tree,
     )
+
+
+def keyed_like_x0(value: Any, layout: Layout) -> bool:
+    """``value`` is given per entry of x0 (a dict of blocks), not as one array: a Mapping, or a
+    node of x0's type when x0 is a JAX pytree node (an Equinox module)."""
+    if isinstance(value, Mapping):
+        return True
+    tree = layout.tree
+    return tree is not None and tree.kind == PYTREE and type(value) is tree.cls
 
 
 def values_by_key(d: Any, layout: Layout, *, what: str = "gradient") -> list[Any]:
@@ -190,4 +216,12 @@ def values_by_key(d: Any, layout: Layout, *, what: str = "gradient") -> list[Any
     return values
 
 
-__all__ = ["Layout", "Path", "fmt_key", "make_layout", "values_by_key", "x0_items"]
+__all__ = [
+    "Layout",
+    "Path",
+    "fmt_key",
+    "keyed_like_x0",
+    "make_layout",
+    "values_by_key",
+    "x0_items",
+]

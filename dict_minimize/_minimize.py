@@ -22,7 +22,7 @@ from dict_minimize._errors import fmt_key, fmt_keys, type_name
 from dict_minimize._layout import Layout, make_layout, x0_items
 from dict_minimize._objective import Aborted, Mode, Objective
 from dict_minimize._threads import limit_blas_threads
-from dict_minimize._tree import is_container
+from dict_minimize._tree import is_container, is_pytree_node
 from dict_minimize._types import Codec
 from dict_minimize.backends import detect, float_leaf, get_backend
 
@@ -384,11 +384,14 @@ def minimize(
             arrays or TensorFlow tensors/Variables, all from one framework, each of a floating
             dtype (float16, bfloat16, float32, float64); any rank, 0-d and empty included.
             Entries may nest Mappings, lists, tuples and namedtuples to any depth (a pytree, as
-            Flax parameters are): ``fun``, callbacks, the result and gradients keep that
-            nesting, gradients are matched by path, and bounds may nest too (a scalar at an
-            inner node bounds every leaf below it). A Python float leaf becomes a 0-d float64
-            tensor of x0's framework (NumPy if it has no tensors). See
-            ``docs/guide/nested.md``.
+            Flax parameters are), and, once JAX is imported, any registered JAX pytree node
+            (an Equinox module, a ``flax.struct`` dataclass, ``nnx.State``), which may also be
+            ``x0`` itself (``eqx.partition``'s params); inside such a node ``None`` is an empty
+            subtree, as in JAX. ``fun``, callbacks, the result and gradients keep that nesting
+            (the same classes and static fields), gradients are matched by path, and bounds
+            may nest too (a scalar at an inner node bounds every leaf below it). A Python float
+            leaf becomes a 0-d float64 tensor of x0's framework (NumPy if it has no tensors).
+            See ``docs/guide/nested.md`` and ``docs/guide/models.md``.
         args: extra positional arguments for ``fun``, ``jac``, ``hess`` and ``hessp``.
         method: any method name of ``scipy.optimize.minimize`` (case-insensitive) or a custom
             callable; by default SLSQP with constraints, L-BFGS-B with bounds, BFGS otherwise.
@@ -523,7 +526,7 @@ def solve(
     """
     if not callable(fun):
         raise TypeError(f"fun must be callable; got a {type_name(fun)}")
-    if not isinstance(x0, Mapping):
+    if not isinstance(x0, Mapping) and (compat or not is_pytree_node(x0)):
         raise TypeError(
             f"x0 must be a dict (or other Mapping) of tensors; got a {type_name(x0)}. "
             "Wrap a single tensor as {'x': tensor}."
@@ -540,7 +543,7 @@ def solve(
         raise ValueError(f"nonfinite must be 'inf' or 'raise'; got {nonfinite!r}")
     if jit is not None and not isinstance(jit, bool):
         raise TypeError(f"jit must be None, True or False; got a {type_name(jit)}")
-    if len(x0) == 0:
+    if isinstance(x0, Mapping) and len(x0) == 0:
         raise ValueError("x0 is empty: there is nothing to optimize")
 
     be, layout, x0_leaves = _prepare_x0(x0, backend, compat)
@@ -747,7 +750,7 @@ def solve(
     return out
 
 
-def _prepare_x0(x0: Mapping, backend: str | None, compat: bool) -> tuple[Any, Layout, list]:
+def _prepare_x0(x0: Any, backend: str | None, compat: bool) -> tuple[Any, Layout, list]:
     """(backend, layout, leaves) of ``x0``, nested or flat; Python floats become 0-d tensors."""
     tree, keys, leaves = x0_items(x0)
     if compat and tree is not None:

@@ -15,8 +15,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from dict_minimize._errors import fmt_key, fmt_keys, fmt_shape, pair_error, type_name
-from dict_minimize._layout import Layout, values_by_key
+from dict_minimize._errors import at, fmt_keys, fmt_shape, pair_error, type_name
+from dict_minimize._layout import Layout, keyed_like_x0, values_by_key
 from dict_minimize._types import Codec, CompiledPair, ScalarAD
 from dict_minimize.backends._common import scalar_to_float
 
@@ -314,7 +314,7 @@ def dense_hessian(out: Any, layout: Layout) -> np.ndarray:
     ``x0[ki].shape + x0[kj].shape``.
     """
     n = layout.n
-    if not isinstance(out, Mapping):
+    if not keyed_like_x0(out, layout):
         arr = float64_array(out, "the result of hess")
         if arr.shape != (n, n):
             raise ValueError(
@@ -325,15 +325,15 @@ def dense_hessian(out: Any, layout: Layout) -> np.ndarray:
     rows = values_by_key(out, layout, what="result of hess")
     h = np.empty((n, n))
     for i, (ki, row) in enumerate(zip(layout.keys, rows, strict=True)):
-        blocks = values_by_key(row, layout, what=f"result of hess[{fmt_key(ki)}]")
+        blocks = values_by_key(row, layout, what=at("result of hess", ki))
         for j, (kj, block) in enumerate(zip(layout.keys, blocks, strict=True)):
-            arr = float64_array(block, f"hess[{fmt_key(ki)}][{fmt_key(kj)}]")
+            arr = float64_array(block, at(at("hess", ki), kj))
             want = layout.shapes[i] + layout.shapes[j]
             if arr.shape != want:
                 raise ValueError(
-                    f"hess[{fmt_key(ki)}][{fmt_key(kj)}] has shape {fmt_shape(arr.shape)}; "
-                    f"expected {fmt_shape(want)} (x0[{fmt_key(ki)}].shape + "
-                    f"x0[{fmt_key(kj)}].shape)"
+                    f"{at(at('hess', ki), kj)} has shape {fmt_shape(arr.shape)}; "
+                    f"expected {fmt_shape(want)} ({at('x0', ki)}.shape + "
+                    f"{at('x0', kj)}.shape)"
                 )
             sizes = layout.sizes
             h[layout.slice_of(i), layout.slice_of(j)] = arr.reshape(sizes[i], sizes[j])

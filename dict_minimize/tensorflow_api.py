@@ -17,7 +17,8 @@ minimize = make_dropin(
 """,
 )
 # after make_dropin, which names the pip extra when the framework is missing
+from dict_minimize._keras import minimize_model  # noqa: E402
 from dict_minimize.backends.tensorflow import from_np, to_np  # noqa: E402
 from dict_minimize.backends.tensorflow_ad import value_and_grad  # noqa: E402
 
-__all__ = ["from_np", "get_dtype", "minimize", "to_np", "value_and_grad"]
+__all__ = ["from_np", "get_dtype", "minimize", "minimize_model", "to_np", "value_and_grad"]

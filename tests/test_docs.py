@@ -80,6 +80,7 @@ def test_docs_exist() -> None:
         "quickstart.md",
         "migration.md",
         "api.md",
+        "guide/models.md",
         "guide/nested.md",
         "guide/bounds.md",
         "guide/dtypes.md",
@@ -91,6 +92,7 @@ def test_docs_exist() -> None:
         "guide/constraints.md",
         "guide/failure-modes.md",
         "guide/performance.md",
+        "guide/testfunctions.md",
     }
     assert expected <= {page_id(p) for p in PAGES}
 

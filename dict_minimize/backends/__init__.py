@@ -15,7 +15,9 @@ import numpy as np
 
 from dict_minimize._errors import (
     TENSOR_NAMES,
-    fmt_key,
+    Attr,
+    Path,
+    at,
     missing_framework,
     type_name,
 )
@@ -73,21 +75,30 @@ def detect(x0: Mapping[Any, Any], where: str = "x0") -> Backend:
             owner = by_type[t] = _owner(value)
         if owner is None:
             raise TypeError(
-                f"{where}[{fmt_key(key)}] is a {type_name(value)}; expected a NumPy array or a "
+                f"{at(where, key)} is a {type_name(value)}; expected a NumPy array or a "
                 "PyTorch, JAX or TensorFlow tensor (convert ints, and lists meant as one array, "
-                "with np.asarray(..., dtype=float))"
+                f"with np.asarray(..., dtype=float)){_model_hint(key)}"
             )
         owners.setdefault(owner, key)
     if len(owners) > 1:
-        parts = ", ".join(
-            f"{where}[{fmt_key(k)}] is a {TENSOR_NAMES[o]}" for o, k in owners.items()
-        )
+        parts = ", ".join(f"{at(where, k)} is a {TENSOR_NAMES[o]}" for o, k in owners.items())
         raise TypeError(
             f"{where} mixes frameworks: {parts}. All entries must come from one framework."
         )
     if not owners:
         raise ValueError(f"{where} is empty: there is nothing to optimize")
     return get_backend(next(iter(owners)))
+
+
+def _model_hint(key: Hashable) -> str:
+    """For a leaf reached through a JAX pytree node's attributes: how to leave a model's
+    non-array fields out of x0."""
+    if isinstance(key, Path) and any(type(part) is Attr for part in key):
+        return (
+            ". A model's non-array fields (activations, flags) stay out of x0: split them off, "
+            "e.g. params, static = eqx.partition(model, eqx.is_inexact_array)"
+        )
+    return ""
 
 
 def float_leaf(name: str, value: float) -> Any:

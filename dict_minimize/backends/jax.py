@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from dict_minimize._errors import grad_shape, grad_type, not_floating, type_name
+from dict_minimize._errors import at, grad_shape, grad_type, not_floating, type_name
 from dict_minimize._layout import Layout
 from dict_minimize._types import Backend, Codec, EntryInfo
 from dict_minimize.backends._common import is_floating_np, np_concat64
@@ -31,10 +31,10 @@ def owns(value: Any) -> bool:
 
 def describe(key: Hashable, value: Any) -> EntryInfo:
     if not isinstance(value, jax.Array):
-        raise TypeError(f"x0[{key!r}] is a {type_name(value)}; expected a jax.Array")
+        raise TypeError(f"{at('x0', key)} is a {type_name(value)}; expected a jax.Array")
     if isinstance(value, jax.core.Tracer):
         raise TypeError(
-            f"x0[{key!r}] is a JAX tracer: call minimize outside jax.jit/grad/vmap transforms"
+            f"{at('x0', key)} is a JAX tracer: call minimize outside jax.jit/grad/vmap transforms"
         )
     dtype = np.dtype(value.dtype)
     if not is_floating_np(dtype):

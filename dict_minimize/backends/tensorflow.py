@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from dict_minimize._errors import grad_shape, grad_type, not_floating, type_name
+from dict_minimize._errors import at, grad_shape, grad_type, not_floating, type_name
 from dict_minimize._layout import Layout
 from dict_minimize._types import Backend, Codec, EntryInfo
 from dict_minimize.backends import tensorflow_ad
@@ -27,9 +27,9 @@ def owns(value: Any) -> bool:
 
 def describe(key: Hashable, value: Any) -> EntryInfo:
     if not isinstance(value, (tf.Tensor, tf.Variable)):
-        raise TypeError(f"x0[{key!r}] is a {type_name(value)}; expected a tf.Tensor")
+        raise TypeError(f"{at('x0', key)} is a {type_name(value)}; expected a tf.Tensor")
     if isinstance(value, tf.Tensor) and not hasattr(value, "numpy"):
-        raise TypeError(f"x0[{key!r}] is a symbolic tensor: call minimize eagerly")
+        raise TypeError(f"{at('x0', key)} is a symbolic tensor: call minimize eagerly")
     dtype = value.dtype
     if not dtype.is_floating:
         raise not_floating("x0", key, dtype.name)

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from dict_minimize._errors import grad_shape, grad_type, not_floating, type_name
+from dict_minimize._errors import at, entry, grad_shape, grad_type, not_floating, type_name
 from dict_minimize._layout import Layout
 from dict_minimize._types import Backend, Codec, EntryInfo
 from dict_minimize.backends import torch_ad
@@ -39,15 +39,15 @@ def owns(value: Any) -> bool:
 
 def describe(key: Hashable, value: Any) -> EntryInfo:
     if not isinstance(value, torch.Tensor):
-        raise TypeError(f"x0[{key!r}] is a {type_name(value)}; expected a torch.Tensor")
+        raise TypeError(f"{at('x0', key)} is a {type_name(value)}; expected a torch.Tensor")
     if not value.is_floating_point():
         raise not_floating("x0", key, value.dtype)
     if value.layout != torch.strided:
-        raise TypeError(f"x0[{key!r}] is a {value.layout} tensor; expected a dense tensor")
+        raise TypeError(f"{at('x0', key)} is a {value.layout} tensor; expected a dense tensor")
     if value.is_meta:
         raise TypeError(
-            f"x0[{key!r}] is on PyTorch's 'meta' device, which holds no data; move it to a real "
-            "device (e.g. .to('cpu'))"
+            f"{at('x0', key)} is on PyTorch's 'meta' device, which holds no data; move it to a "
+            "real device (e.g. .to('cpu'))"
         )
     return EntryInfo(tuple(value.shape), value.dtype, _np_dtype(value.dtype), value.device)
 
@@ -130,7 +130,7 @@ def _check_grads(keys: Sequence[Any], grads: Sequence[Any], shapes: Sequence[tup
             raise not_floating("gradient", key, g.dtype)
         if g.layout != torch.strided:
             raise TypeError(
-                f"gradient for {key!r} is a {g.layout} tensor; expected a dense tensor (call "
+                f"gradient for {entry(key)} is a {g.layout} tensor; expected a dense tensor (call "
                 ".to_dense() on it)"
             )
 
