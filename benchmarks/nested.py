@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from dict_minimize._layout import values_by_key
 from dict_minimize._minimize import _prepare_x0
 from dict_minimize._objective import Objective
 
@@ -123,6 +124,30 @@ def measure(framework: str, leaves: int, rounds: int, evals: int) -> dict[str, f
     }
 
 
+def walks(leaves: int, rounds: int, evals: int) -> dict[str, float]:
+    """Microseconds of the bridge's two nesting steps alone (the dict built from the leaves,
+    the gradient matched back), medians of interleaved rounds: flat dict, the nested layout's
+    generated code (``_tree_compile``), and the node-by-node walks it replaces."""
+    from dict_minimize._tree import leaves_of
+
+    flat, nested, _, _ = _trees("numpy", leaves)
+    lay_f = _prepare_x0(flat, None, compat=False)[1]
+    lay_n = _prepare_x0(nested, None, compat=False)[1]
+    tree = lay_n.tree
+    assert tree is not None and lay_n.fast_build is not None
+    values = list(flat.values())
+    steps = {
+        "flat": lambda: values_by_key(lay_f.build(values), lay_f),
+        "generated": lambda: values_by_key(lay_n.build(values), lay_n),
+        "walks": lambda: leaves_of(tree.build(iter(values)), tree, "gradient"),
+    }
+    times: dict[str, list[float]] = {k: [] for k in steps}
+    for _ in range(rounds):
+        for name, step in steps.items():
+            times[name].append(_per_call(lambda _, f=step: f(), {}, evals))
+    return {k: 1e6 * statistics.median(v) for k, v in times.items()}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--leaves", type=int, default=2000)
@@ -141,6 +166,11 @@ def main(argv: list[str] | None = None) -> int:
             f"| {fw} | {args.leaves} | {r['flat_ms']:.3f} | {r['nested_ms']:.3f} | "
             f"{r['ratio']:.3f} | {100 * r['bridge_extra']:+.1f}% |"
         )
+    w = walks(args.leaves, args.rounds, 10 * args.evals)
+    print(
+        f"\nbuild + gradient match alone, {args.leaves} leaves (us): flat {w['flat']:.0f}, "
+        f"nested generated {w['generated']:.0f}, nested walks {w['walks']:.0f}"
+    )
     return 0
 
 

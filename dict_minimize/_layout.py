@@ -26,6 +26,7 @@ from dict_minimize._tree import (
     leaves_of,
     make_tree,
 )
+from dict_minimize._tree_compile import Mismatch, compile_builder, compile_getter
 
 if TYPE_CHECKING:
     from dict_minimize._types import Backend
@@ -85,6 +86,14 @@ class Layout:
     factory: Callable[[Iterable[tuple[Hashable, Any]]], Mapping] = field(compare=False)
     #: the structure of a nested x0 (keys are then the leaves' paths); None for a flat one
     tree: Node | None = None
+    #: the tree's two per-evaluation walks as generated code (see _tree_compile), or None
+    fast_build: Callable[[list[Any]], Any] | None = field(default=None, compare=False, repr=False)
+    fast_leaves: Callable[[Any], list[Any]] | None = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.tree is not None and self.fast_build is None:
+            object.__setattr__(self, "fast_build", compile_builder(self.tree))
+            object.__setattr__(self, "fast_leaves", compile_getter(self.tree))
 
     @property
     def n(self) -> int:
@@ -101,6 +110,9 @@ class Layout:
     def build(self, values: Iterable[Any]) -> Mapping:
         """A mapping of x0's type (and nesting) from values in layout order."""
         if self.tree is not None:
+            fast = self.fast_build
+            if fast is not None:
+                return fast(values if isinstance(values, list) else list(values))
             return self.tree.build(iter(values))
         return self.factory(zip(self.keys, values, strict=True))
 
@@ -195,6 +207,12 @@ def keyed_like_x0(value: Any, layout: Layout) -> bool:
 def values_by_key(d: Any, layout: Layout, *, what: str = "gradient") -> list[Any]:
     """The values of ``d`` in layout order, matched by key (never by position)."""
     if layout.tree is not None:
+        fast = layout.fast_leaves
+        if fast is not None:
+            try:
+                return fast(d)
+            except (Mismatch, LookupError, TypeError):
+                pass  # not exactly x0's plain shape: the checking walk matches or names the path
         return leaves_of(d, layout.tree, what)
     if not isinstance(d, Mapping):
         raise TypeError(f"the {what} must be a dict with the keys of x0; got a {type_name(d)}")
