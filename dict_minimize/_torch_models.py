@@ -224,9 +224,10 @@ def minimize_module(
     _refuse_own(kwargs, "minimize_module", "the gradient comes from autograd over the module")
     chosen = select_parameters(module, params)
     wrapper = _Loss(module, loss_fn)
+    inner = {k: "m." + k for k in chosen}  # the names inside the wrapper, made once
 
     def objective(x: Mapping[str, torch.Tensor], *a: Any) -> torch.Tensor:
-        swapped = {"m." + k: v for k, v in x.items()}
+        swapped = {inner[k]: v for k, v in x.items()}
         return torch.func.functional_call(wrapper, swapped, a, tie_weights=True, strict=False)
 
     x0 = {k: p.detach() for k, p in chosen.items()}

@@ -237,6 +237,18 @@ def test_module_optimizer_built_before_keeps_working():
     assert sgd.param_groups[0]["params"][0] is m.weight
 
 
+def test_module_constraints_see_the_named_dict():
+    """Constraint functions get the dict of parameter values, as callbacks do."""
+    X, y = data()
+    m = linear()
+    total = {"type": "eq", "fun": lambda d: d["weight"].sum() - 5.0}
+    res = minimize_module(m, mse, args=(X, y), method="SLSQP", constraints=[total])
+    assert res.success, res.message
+    assert m.weight.sum().item() == pytest.approx(5.0, abs=1e-8)
+    free = lstsq(X, y)
+    assert abs(free[:3].sum() - 5.0) > 0.5  # the constraint is active
+
+
 def test_module_callback_sees_the_named_dict():
     X, y = data()
     seen = []
