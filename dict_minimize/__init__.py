@@ -14,6 +14,7 @@ Example:
 from dict_minimize._constraints import LinearConstraint, NonlinearConstraint
 from dict_minimize._minimize import METHODS, OptimizeResult, PrecisionWarning, minimize
 from dict_minimize._objective import NonFiniteError
+from dict_minimize._trace import Trace
 from dict_minimize._version import __version__
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "NonlinearConstraint",
     "OptimizeResult",
     "PrecisionWarning",
+    "Trace",
     "__version__",
     "minimize",
 ]

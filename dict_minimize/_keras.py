@@ -357,6 +357,9 @@ def minimize_model(
     jit: bool | None = None,
     nonfinite: str = "inf",
     blas_threads: int | None = None,
+    trace: bool | str = False,
+    progress: bool | Mapping[str, Any] = False,
+    time_limit: float | None = None,
     **refused: Any,
 ) -> OptimizeResult:
     """Fit a Keras 3 or TensorFlow model's variables with ``scipy.optimize.minimize``, in place.
@@ -404,6 +407,8 @@ def minimize_model(
             propagate); False runs eagerly.
         nonfinite: ``'inf'`` or ``'raise'``, as in :func:`dict_minimize.minimize`.
         blas_threads: cap on SciPy's BLAS threads, as in :func:`dict_minimize.minimize`.
+        trace, progress, time_limit: as in :func:`dict_minimize.minimize` (``res.trace`` keyed
+            by the variables' paths).
         **refused: ``jac`` and ``backend`` are not accepted (the gradient comes from the tape,
             the backend is TensorFlow): ``TypeError``.
 
@@ -508,6 +513,9 @@ def minimize_model(
             jit=None,  # fun is not a tf.function: minimize does not compile it again
             nonfinite=nonfinite,
             blas_threads=blas_threads,
+            trace=trace,
+            progress=progress,
+            time_limit=time_limit,
         )
     except BaseException as exc:
         best = getattr(exc, "dict_minimize_result", None)

@@ -7,6 +7,7 @@ Nothing here imports a framework: every framework-specific step goes through the
 from __future__ import annotations
 
 import contextlib
+import copy
 import inspect
 import math
 import warnings
@@ -22,6 +23,7 @@ from dict_minimize._errors import fmt_key, fmt_keys, type_name
 from dict_minimize._layout import Layout, make_layout, x0_items
 from dict_minimize._objective import Aborted, Mode, Objective
 from dict_minimize._threads import limit_blas_threads
+from dict_minimize._trace import Monitor, check_time_limit, check_trace_arg
 from dict_minimize._tree import is_container, is_pytree_node
 from dict_minimize._types import Codec
 from dict_minimize.backends import detect, float_leaf, get_backend
@@ -123,11 +125,16 @@ def _wants_result(callback: Callable) -> bool:
         return False
 
 
-def _wrap_callback(callback: Callable, run: Objective, meth: str) -> Callable:
-    takes_result = _wants_result(callback)
+def _wrap_callback(
+    callback: Callable | None, run: Objective, meth: str, monitor: Monitor | None
+) -> Callable:
+    """SciPy's per-iteration callback: the monitor's row, then the user's callback."""
+    takes_result = callback is not None and _wants_result(callback)
+    n = run.layout.n
 
     def scipy_callback(intermediate_result: Any) -> Any:
-        if isinstance(intermediate_result, scipy.optimize.OptimizeResult):
+        is_result = isinstance(intermediate_result, scipy.optimize.OptimizeResult)
+        if is_result:
             x = np.asarray(intermediate_result.x)
             f = intermediate_result.get("fun")
         else:  # methods that call callback(xk)
@@ -135,16 +142,32 @@ def _wrap_callback(callback: Callable, run: Objective, meth: str) -> Callable:
         if f is None:
             f = run.f_at(x)
         run.nit += 1
-        x_dict = run.x_dict(x, False)
+        stop = False
+        if monitor is not None:
+            g = intermediate_result.get("grad") if is_result else None  # trust-constr
+            norm = (
+                float(np.linalg.norm(g))
+                if isinstance(g, np.ndarray) and g.shape == (n,)
+                else run.grad_norm_at(x)
+            )
+            row_x = run.x_dict(x, False) if monitor.keep_x else None
+            stop = monitor.iteration(run.nit, f, norm, run.nfev, run.njev, row_x)
         try:
             if takes_result:
-                fields = {}
-                if isinstance(intermediate_result, scipy.optimize.OptimizeResult):
-                    fields = dict(intermediate_result)
-                fields["x"] = x_dict
+                assert callback is not None
+                fields = dict(intermediate_result) if is_result else {}
+                fields["x"] = run.x_dict(x, False)
                 fields["fun"] = None if f is None else float(f)
-                return callback(intermediate_result=OptimizeResult(fields))
-            return callback(x_dict)
+                fields.setdefault("nit", run.nit)
+                fields["nfev"], fields["njev"] = run.nfev, run.njev
+                out = callback(intermediate_result=OptimizeResult(fields))
+            elif callback is not None:
+                out = callback(run.x_dict(x, False))
+            else:
+                out = None
+            if stop:
+                raise StopIteration
+            return out
         except StopIteration:
             run.stopped = (x.copy(), None if f is None else float(f))
             if meth in _SCIPY_STOPS:
@@ -367,6 +390,9 @@ def minimize(
     jit: bool | None = None,
     nonfinite: str = "inf",
     blas_threads: int | None = None,
+    trace: bool | str = False,
+    progress: bool | Mapping[str, Any] = False,
+    time_limit: float | None = None,
 ) -> OptimizeResult:
     """Minimize a scalar function of a dict of tensors with ``scipy.optimize.minimize``.
 
@@ -423,8 +449,23 @@ def minimize(
         tol: tolerance for termination, as in SciPy.
         callback: ``callback(x_dict)`` after each iteration, or
             ``callback(intermediate_result)`` (SciPy's form: ``.x`` is the dict, ``.fun`` the
-            value, no re-evaluation). Raising ``StopIteration`` ends the run cleanly.
+            value, no re-evaluation; also ``.nit``, ``.nfev``, ``.njev``, the counts so far).
+            Raising ``StopIteration`` ends the run cleanly.
         options: method options, passed to SciPy unchanged.
+        trace: ``True`` records one row per iteration in ``res.trace`` (a
+            :class:`~dict_minimize.Trace`; the start point is row 0): the objective, the
+            gradient's norm (NaN where no gradient was computed at that point), cumulative
+            ``nfev``/``njev`` and seconds since the start, read from what SciPy and the
+            evaluations already computed (the objective is never evaluated again for it);
+            ``'x'`` also keeps each row's point as a dict like ``x0``. Works beside
+            ``callback``.
+        progress: ``True`` shows a tqdm progress bar (iterations, current value,
+            evaluations); a dict passes options to ``tqdm``. Needs the ``[progress]`` extra.
+        time_limit: seconds; at the first iteration that ends after the limit the run stops
+            as SciPy stops for a callback's ``StopIteration``: ``x`` is that iterate,
+            ``success=False``, ``status=99`` (trust-constr: 3) and the message says the limit
+            was reached. It is
+            checked between iterations, so one slow iteration can overrun it.
         backend: force a backend (``'numpy'``, ``'torch'``, ``'jax'``, ``'tensorflow'``);
             detected from ``x0`` by default.
         jit: compile each evaluation as one function of SciPy's flat vector (split, ``fun``,
@@ -493,6 +534,9 @@ def minimize(
         nonfinite=nonfinite,
         blas_threads=blas_threads,
         interrupt="return",
+        trace=trace,
+        progress=progress,
+        time_limit=time_limit,
     )
 
 
@@ -517,6 +561,9 @@ def solve(
     interrupt: str,
     blas_threads: int | None = None,
     compat: bool = False,
+    trace: Any = False,
+    progress: Any = False,
+    time_limit: Any = None,
 ) -> OptimizeResult:
     """:func:`minimize`, with the choices the drop-in API makes differently.
 
@@ -545,6 +592,8 @@ def solve(
         raise TypeError(f"jit must be None, True or False; got a {type_name(jit)}")
     if isinstance(x0, Mapping) and len(x0) == 0:
         raise ValueError("x0 is empty: there is nothing to optimize")
+    record, keep_x = check_trace_arg(trace)
+    limit = check_time_limit(time_limit)
 
     be, layout, x0_leaves = _prepare_x0(x0, backend, compat)
     codec = be.make_codec(layout)
@@ -601,8 +650,11 @@ def solve(
     if mode == "pair" and uses_gradient and be.compile_pair is not None:
         pair = be.compile_pair(layout, codec, fun, args, jit=jit)
 
-    # remember the last point only when a callback may need its value without re-evaluating
-    track_last = callback is not None and (_wants_result(callback) or name not in _SCIPY_STOPS)
+    watch = record or limit is not None or not (progress is None or progress is False)
+    # remember the last points only when a callback may need their values without re-evaluating
+    track_last = watch or (
+        callback is not None and (_wants_result(callback) or name not in _SCIPY_STOPS)
+    )
     run = Objective(
         fun,
         args,
@@ -645,7 +697,18 @@ def solve(
     # x0 -> float64 through the codec: one transfer, and x0 itself is only read
     _, x0_flat = codec.flatten(None, x0_leaves)
 
-    scipy_callback = None if callback is None else _wrap_callback(callback, run, name)
+    monitor = None
+    if watch:
+        monitor = Monitor(
+            trace=record, keep_x=keep_x, progress=progress, time_limit=limit, method=str(meth)
+        )
+        run.on_first = _first_row(monitor, run)
+        run.on_first_grad = monitor.first_grad
+    scipy_callback = (
+        None
+        if callback is None and monitor is None
+        else _wrap_callback(callback, run, name, monitor)
+    )
     options = None if options is None else dict(options)
     report = False
     if name == "l-bfgs-b" and options is not None:
@@ -663,6 +726,8 @@ def solve(
         isinstance(blas_threads, bool) or not isinstance(blas_threads, int) or blas_threads < 1
     ):
         raise ValueError(f"blas_threads must be None or a positive int; got {blas_threads!r}")
+    if monitor is not None:
+        monitor.start()
     try:
         with limit_blas_threads(blas_threads):
             res = scipy.optimize.minimize(
@@ -703,12 +768,14 @@ def solve(
             "point seen",
             -1,
         )
+        _add_trace(out, monitor)
         if interrupt == "raise":
             _attach(exc, out)
             raise
         return out
     except Exception as exc:
         best = _best_result(run, layout, codec, x0_flat, f"stopped by {type(exc).__name__}", -1)
+        _add_trace(best, monitor)
         _attach(exc, best)
         _note(
             exc,
@@ -718,6 +785,9 @@ def solve(
             + "); the best point so far is in exc.dict_minimize_result",
         )
         raise
+    finally:
+        if monitor is not None:
+            monitor.close()
     if name == "_custom":
         _check_custom_result(res, method, layout.n)
     out = _result(res, layout, codec, run)
@@ -733,6 +803,10 @@ def solve(
             out.status,
         )
     out["nonfinite_count"] = run.bad_evaluations
+    if monitor is not None and monitor.timed_out and out.message == _STOP_MESSAGE:
+        # SciPy's stop for a callback's StopIteration: status 99 (trust-constr: 3)
+        out["message"] = monitor.limit_message(out.nit)
+    _add_trace(out, monitor, final=True)
     if run.bad_evaluations:
         keys = (
             f" (gradient entries of key(s) {fmt_keys(list(run.bad_keys))})" if run.bad_keys else ""
@@ -748,6 +822,35 @@ def solve(
     if report:
         print(f"{out.message}\n  fun: {out.fun}  nit: {out.nit}  nfev: {out.nfev}")
     return out
+
+
+def _first_row(monitor: Monitor, run: Objective) -> Callable:
+    """The objective's hook for its first evaluation: row 0 of the trace."""
+
+    def first(x: np.ndarray, f: float, g: np.ndarray | None) -> None:
+        norm = math.nan if g is None else float(np.linalg.norm(g))
+        row_x = run.x_dict(x, False) if monitor.keep_x else None
+        monitor.first(f, norm, run.nfev, run.njev, row_x)
+
+    return first
+
+
+def _add_trace(out: OptimizeResult, monitor: Monitor | None, final: bool = False) -> None:
+    """``res.trace``; with ``final``, a last row for a result that is not the last iterate
+    (COBYLA returns its best point, a run may end on a point no iteration reported)."""
+    if monitor is None or monitor.trace is None:
+        return
+    tr = monitor.trace
+    if final and len(tr) and math.isfinite(out.fun) and out.fun != tr.fun[-1]:
+        tr.append(
+            out.fun,
+            nfev=out.nfev,
+            njev=out.njev,
+            time=monitor.elapsed(),
+            nit=int(tr.nit[-1]) + 1,
+            x=copy.deepcopy(out.x) if monitor.keep_x else None,
+        )
+    out["trace"] = tr
 
 
 def _prepare_x0(x0: Any, backend: str | None, compat: bool) -> tuple[Any, Layout, list]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
@@ -58,6 +59,9 @@ def _all_finite(g: np.ndarray) -> bool:
 
 
 _LARGEST = float(np.finfo(np.float64).max)
+#: how many of the last evaluated points ``track_last`` keeps (a line search's accepted point is
+#: usually the last one evaluated; a few more cover methods that probe after accepting)
+_RECENT = 4
 
 
 class Objective:
@@ -104,7 +108,13 @@ class Objective:
         # them back off as from any bad step (benchmarks/nonfinite.py measures it)
         self.finite_substitute = finite_substitute
         self.substitutes: set[float] = set()
-        self.last: tuple[np.ndarray, float] | None = None
+        # the last few points evaluated, [x, value, gradient norm or NaN], newest last: what
+        # callbacks and traces read instead of evaluating again (``track_last``)
+        self.recent: deque[list] = deque(maxlen=_RECENT)
+        #: called once with (x, value, gradient or None) at the first finite evaluation (x0)
+        self.on_first: Callable[[np.ndarray, float, np.ndarray | None], None] | None = None
+        #: called with the gradient's norm when a ``jac`` callable first runs at the start point
+        self.on_first_grad: Callable[[float], None] | None = None
         self.stopped: tuple[np.ndarray, float | None] | None = None
         self.bad_evaluations = 0
         self.bad_keys: dict[Any, None] = {}  # keys with non-finite gradient entries, in order
@@ -153,7 +163,10 @@ class Objective:
             if f > self.worst_f:
                 self.worst_f = f
             if self.track_last:
-                self.last = (np.array(x, dtype=np.float64), f)
+                norm = math.nan if g is None else float(np.linalg.norm(g))
+                self.recent.append([np.array(x, dtype=np.float64), f, norm])
+            if first and self.on_first is not None:
+                self.on_first(x, f, g)
             return f if g is None else (f, g)
         keys = [] if g is None else self._bad_keys(g)
         what = []
@@ -264,7 +277,14 @@ class Objective:
         out = self.user_jac(self.x_dict(x, True), *self.args)
         _, g = self.codec.flatten(None, values_by_key(out, self.layout, what="result of jac"))
         self.njev += 1
-        return self._checked_grad(g)
+        g = self._checked_grad(g)
+        if self.track_last:
+            entry = self._recent_at(x)
+            if entry is not None:
+                entry[2] = float(np.linalg.norm(g))
+                if self.njev == 1 and self.on_first_grad is not None:
+                    self.on_first_grad(entry[2])
+        return g
 
     def hessp(self, x: np.ndarray, p: np.ndarray) -> np.ndarray:
         """The Hessian of the objective at ``x`` times ``p``, as a float64 vector."""
@@ -300,11 +320,21 @@ class Objective:
             raise NonFiniteError("the Hessian is not finite")
         return h
 
-    def f_at(self, x: np.ndarray) -> float | None:
-        """The value at ``x`` if it was the last point evaluated (no re-evaluation)."""
-        if self.last is not None and np.array_equal(self.last[0], x):
-            return self.last[1]
+    def _recent_at(self, x: np.ndarray) -> list | None:
+        for entry in reversed(self.recent):
+            if np.array_equal(entry[0], x):
+                return entry
         return None
+
+    def f_at(self, x: np.ndarray) -> float | None:
+        """The value at ``x`` if it is among the last points evaluated (no re-evaluation)."""
+        entry = self._recent_at(x)
+        return None if entry is None else entry[1]
+
+    def grad_norm_at(self, x: np.ndarray) -> float:
+        """The norm of the gradient computed at ``x`` among the last points, else NaN."""
+        entry = self._recent_at(x)
+        return math.nan if entry is None else entry[2]
 
 
 def dense_hessian(out: Any, layout: Layout) -> np.ndarray:

@@ -284,6 +284,8 @@ class ScipyOptimizer(torch.optim.Optimizer):
             ``state_dict()``) to its values.
         nonfinite: as in :func:`dict_minimize.minimize`.
         blas_threads: as in :func:`dict_minimize.minimize`.
+        trace, progress, time_limit: as in :func:`dict_minimize.minimize`, for each step's
+            solve (``last_result.trace``; they are not part of ``state_dict()``).
 
     ``step(closure)`` returns the loss at the solution (a 0-d tensor) and keeps SciPy's full
     result as ``last_result``. ``state_dict()`` holds the settings (in the param groups) and a
@@ -319,6 +321,9 @@ class ScipyOptimizer(torch.optim.Optimizer):
         callback: Callable | None = None,
         nonfinite: str = "inf",
         blas_threads: int | None = None,
+        trace: bool | str = False,
+        progress: bool | Mapping[str, Any] = False,
+        time_limit: float | None = None,
     ) -> None:
         if options is not None and not isinstance(options, Mapping):
             raise TypeError(f"options must be a dict; got a {type_name(options)}")
@@ -335,6 +340,13 @@ class ScipyOptimizer(torch.optim.Optimizer):
         }
         super().__init__(params, defaults)
         self.callback = callback
+        # how each step's solve is watched (not state: a bar or a limit is not a setting to
+        # restore with load_state_dict)
+        self.watch: dict[str, Any] = {
+            "trace": trace,
+            "progress": progress,
+            "time_limit": time_limit,
+        }
         self.last_result: OptimizeResult | None = None
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
@@ -439,6 +451,7 @@ class ScipyOptimizer(torch.optim.Optimizer):
                 nonfinite=settings["nonfinite"],
                 blas_threads=settings["blas_threads"],
                 backend="torch",
+                **self.watch,
             )
         except Exception as exc:
             _assign_best_and_raise(exc, chosen)

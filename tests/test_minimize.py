@@ -280,6 +280,7 @@ def test_generic_api_public_surface() -> None:
         "NonlinearConstraint",
         "OptimizeResult",
         "PrecisionWarning",
+        "Trace",
         "__version__",
         "minimize",
     }
