@@ -11,6 +11,7 @@ Example:
     True
 """
 
+from dict_minimize._compare import compare, compare_table
 from dict_minimize._constraints import LinearConstraint, NonlinearConstraint
 from dict_minimize._minimize import METHODS, OptimizeResult, PrecisionWarning, minimize
 from dict_minimize._objective import NonFiniteError
@@ -26,5 +27,7 @@ __all__ = [
     "PrecisionWarning",
     "Trace",
     "__version__",
+    "compare",
+    "compare_table",
     "minimize",
 ]

@@ -407,8 +407,10 @@ def minimize_model(
             propagate); False runs eagerly.
         nonfinite: ``'inf'`` or ``'raise'``, as in :func:`dict_minimize.minimize`.
         blas_threads: cap on SciPy's BLAS threads, as in :func:`dict_minimize.minimize`.
-        trace, progress, time_limit: as in :func:`dict_minimize.minimize` (``res.trace`` keyed
-            by the variables' paths).
+        trace: as in :func:`dict_minimize.minimize` (``res.trace``; with ``'x'`` the points
+            are keyed by the variables' paths).
+        progress: as in :func:`dict_minimize.minimize`.
+        time_limit: as in :func:`dict_minimize.minimize`.
         **refused: ``jac`` and ``backend`` are not accepted (the gradient comes from the tape,
             the backend is TensorFlow): ``TypeError``.
 

@@ -284,8 +284,10 @@ class ScipyOptimizer(torch.optim.Optimizer):
             ``state_dict()``) to its values.
         nonfinite: as in :func:`dict_minimize.minimize`.
         blas_threads: as in :func:`dict_minimize.minimize`.
-        trace, progress, time_limit: as in :func:`dict_minimize.minimize`, for each step's
-            solve (``last_result.trace``; they are not part of ``state_dict()``).
+        trace: as in :func:`dict_minimize.minimize`, for each step's solve
+            (``last_result.trace``); not part of ``state_dict()``.
+        progress: as in :func:`dict_minimize.minimize`.
+        time_limit: as in :func:`dict_minimize.minimize`, per step.
 
     ``step(closure)`` returns the loss at the solution (a 0-d tensor) and keeps SciPy's full
     result as ``last_result``. ``state_dict()`` holds the settings (in the param groups) and a

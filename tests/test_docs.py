@@ -93,6 +93,9 @@ def test_docs_exist() -> None:
         "guide/failure-modes.md",
         "guide/performance.md",
         "guide/testfunctions.md",
+        "guide/tracing.md",
+        "guide/plots.md",
+        "guide/comparing.md",
     }
     assert expected <= {page_id(p) for p in PAGES}
 

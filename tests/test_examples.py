@@ -180,9 +180,19 @@ def test_callbacks_record_path():
 # --- python -m dict_minimize.demo ---------------------------------------------------------------
 
 
-def test_demo_subprocess():
+def test_demo_subprocess(tmp_path):
     proc = subprocess.run(
-        [sys.executable, "-m", "dict_minimize.demo", "--size", "4"],
+        [
+            sys.executable,
+            "-m",
+            "dict_minimize.demo",
+            "--size",
+            "4",
+            "--budget",
+            "60",
+            "--out",
+            str(tmp_path),
+        ],
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -198,10 +208,21 @@ def test_demo_subprocess():
     for fw in ("torch", "jax", "tensorflow"):
         if demo.is_installed(fw):
             assert rows[fw][3] == "yes"
+    # the comparison: its table, and the two figures, saved where --out says
+    assert "L-BFGS-B against Adam and SGD" in proc.stdout
+    table = lines[next(i for i, ln in enumerate(lines) if "against Adam" in ln) + 1 :]
+    assert any(ln.startswith("L-BFGS-B") for ln in table)
+    if demo.is_installed("torch"):
+        assert any(ln.startswith("Adam lr=0.05") for ln in table)
+    if demo.is_installed("matplotlib"):
+        for name in ("convergence.png", "paths.png"):
+            path = tmp_path / name
+            assert f"saved {path}" in proc.stdout
+            assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_demo_main_numpy(capsys):
-    assert demo.main(["--size", "3", "--frameworks", "numpy"]) == 0
+    assert demo.main(["--size", "3", "--frameworks", "numpy", "--budget", "0"]) == 0
     out = capsys.readouterr().out
     assert "Rosenbrock in 3 dims" in out
     assert any(line.startswith("numpy ") for line in out.splitlines())
@@ -228,14 +249,14 @@ def test_demo_solve_each_framework(framework):
 
 def test_demo_skips_missing_frameworks(monkeypatch, capsys):
     monkeypatch.setattr(demo, "is_installed", lambda fw: fw == "numpy")
-    assert demo.main(["--size", "3", "--frameworks", "numpy,torch", "jax"]) == 0
+    assert demo.main(["--size", "3", "--frameworks", "numpy,torch", "jax", "--budget", "0"]) == 0
     out = capsys.readouterr().out
     assert "skipped torch: not installed" in out and "skipped jax: not installed" in out
 
 
 def test_demo_reports_failure(monkeypatch, capsys):
     monkeypatch.setitem(demo.OPTIONS, "float64", {"maxiter": 2})
-    assert demo.main(["--size", "6", "--frameworks", "numpy"]) == 1
+    assert demo.main(["--size", "6", "--frameworks", "numpy", "--budget", "0"]) == 1
     assert "FAILED numpy" in capsys.readouterr().out
 
 

@@ -282,6 +282,8 @@ def test_generic_api_public_surface() -> None:
         "PrecisionWarning",
         "Trace",
         "__version__",
+        "compare",
+        "compare_table",
         "minimize",
     }
     for name in dict_minimize.__all__:

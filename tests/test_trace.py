@@ -184,9 +184,7 @@ def test_beside_a_user_callback_of_either_form() -> None:
     assert [s[0] for s in seen] == list(tr.nit[1:])
     assert [s[1] for s in seen] == list(tr.nfev[1:]) and [s[2] for s in seen] == list(tr.njev[1:])
     points = []
-    res2 = minimize(
-        rosen_d, {"x": X0}, method="L-BFGS-B", callback=points.append, trace=True
-    )
+    res2 = minimize(rosen_d, {"x": X0}, method="L-BFGS-B", callback=points.append, trace=True)
     assert len(points) == len(res2.trace) - 1
     np.testing.assert_array_equal(res2.trace.fun, tr.fun)
 

@@ -1,0 +1,898 @@
+"""SciPy's methods against the frameworks' own optimizers, at equal gradient budgets.
+
+:func:`compare` runs every optimizer it is given on one objective, from one start point, with
+one budget of gradient evaluations, and returns a :class:`~dict_minimize.Trace` per optimizer:
+SciPy's methods through :func:`dict_minimize.minimize` (``trace=True``), and the frameworks'
+first-order optimizers (``torch.optim``, optax, Keras) in a loop of their own, on copies of
+``x0``. :func:`compare_table` prints the traces side by side.
+
+Nothing here imports a framework at module import: PyTorch, JAX, optax or TensorFlow is
+touched only when ``x0`` or an optimizer comes from it, and an optimizer is recognised by
+looking in ``sys.modules`` (a framework never imported cannot have made it).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import math
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from dict_minimize._bounds import make_bounds
+from dict_minimize._errors import class_name, type_name
+from dict_minimize._layout import Layout, values_by_key
+from dict_minimize._minimize import GRADIENT_FREE, METHODS, _prepare_x0, _wants_result, minimize
+from dict_minimize._trace import Trace, as_trace
+
+__all__ = ["KEEP_X_MAX", "compare", "compare_table"]
+
+#: ``keep_x=None`` keeps each row's point when ``x0`` has at most this many scalars
+KEEP_X_MAX = 100
+
+#: the minimize keywords compare sets itself
+_SET_BY_COMPARE = frozenset({"fun", "x0", "method", "jac", "args", "lb_dict", "ub_dict", "trace"})
+#: SciPy's own cap on evaluations per method (the option and what it counts); "maxiter" elsewhere
+_CAPS = {
+    "l-bfgs-b": "maxfun",
+    "tnc": "maxfun",
+    "nelder-mead": "maxfev",
+    "powell": "maxfev",
+    "cobyqa": "maxfev",
+    "cobyla": "maxiter",  # COBYLA's maxiter is its number of function evaluations
+}
+_FRAMEWORK = {"numpy": "NumPy", "torch": "PyTorch", "jax": "JAX", "tensorflow": "TensorFlow"}
+_KIND = {
+    "torch": "a torch.optim optimizer",
+    "optax": "an optax optimizer",
+    "keras": "a Keras optimizer",
+}
+_KIND_FRAMEWORK = {"torch": "torch", "optax": "jax", "keras": "tensorflow"}
+_SUGGEST = {
+    "torch": "a torch.optim.Optimizer class with its hyperparameters, e.g. "
+    "(torch.optim.Adam, {'lr': 0.1})",
+    "jax": "an optax optimizer, e.g. (optax.adam, {'learning_rate': 0.1}) or optax.adam(0.1)",
+    "tensorflow": "a Keras optimizer class with its hyperparameters, e.g. "
+    "(keras.optimizers.Adam, {'learning_rate': 0.1})",
+}
+_ACCEPTED = (
+    "a SciPy method name (one of {methods}) or (method, {{minimize keywords}}); a "
+    "torch.optim.Optimizer class, alone or as (class, {{hyperparameters}}); an optax optimizer "
+    "factory with its hyperparameters, e.g. (optax.adam, {{'learning_rate': 0.1}}), or an "
+    "optax GradientTransformation; a Keras optimizer class with its hyperparameters, e.g. "
+    "(keras.optimizers.Adam, {{'learning_rate': 0.1}})"
+)
+
+
+class _Spent(Exception):
+    """The budget ran out inside a step (an optimizer that evaluates several times per step)."""
+
+
+class _NotFinite(Exception):
+    """A row's value or gradient is not finite: the run ends there."""
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """One optimizer of a comparison, parsed: what runs it and with which settings."""
+
+    name: str
+    kind: str  # "scipy", "torch", "optax", "keras"
+    target: Any  # the method name (lower case), the optimizer class, the GradientTransformation
+    settings: dict[str, Any] = field(default_factory=dict)  # minimize keywords / hyperparameters
+
+
+@dataclass
+class _Problem:
+    """What every run of one comparison shares."""
+
+    fun: Callable
+    x0: Any
+    args: tuple
+    layout: Layout
+    leaves: list[Any]
+    framework: str
+    pair: bool  # fun returns (value, grad_dict)
+    budget: int
+    keep_x: bool
+    lb_dict: Any
+    ub_dict: Any
+    #: per-leaf float64 bounds for the framework optimizers' projection, or None
+    bounds: list[tuple[np.ndarray, np.ndarray]] | None
+    cache: dict[str, Any] = field(default_factory=dict)  # compiled JAX functions, built once
+
+
+class _Recorder:
+    """The rows of one framework optimizer's run."""
+
+    def __init__(self, name: str, keep_x: bool) -> None:
+        self.trace = Trace(label=name, x=[] if keep_x else None)
+        self.keep_x = keep_x
+        self.t0 = time.perf_counter()
+
+    def add(
+        self, f: float, grad_norm: float, nfev: int, njev: int, nit: int, x: Callable[[], Any]
+    ) -> None:
+        self.trace.append(
+            f,
+            grad_norm=grad_norm,
+            nfev=nfev,
+            njev=njev,
+            time=time.perf_counter() - self.t0,
+            nit=nit,
+            x=x() if self.keep_x else None,
+        )
+
+
+# -- parsing the optimizers ------------------------------------------------------------------
+
+
+def _check_budget(max_grad_evals: Any) -> int:
+    if isinstance(max_grad_evals, bool) or not isinstance(max_grad_evals, (int, np.integer)):
+        raise TypeError(
+            f"max_grad_evals must be a positive int (gradient evaluations per optimizer); got a "
+            f"{type_name(max_grad_evals)}"
+        )
+    if max_grad_evals < 1:
+        raise ValueError(
+            f"max_grad_evals must be a positive int (gradient evaluations per optimizer); got "
+            f"{int(max_grad_evals)}"
+        )
+    return int(max_grad_evals)
+
+
+def _check_jac(jac: Any, framework: str) -> bool:
+    """True when fun returns (value, grad_dict); False for a value-only fun (autodiff)."""
+    if jac is None:
+        return framework == "numpy"
+    if jac is True:
+        return True
+    if isinstance(jac, str) and jac == "autodiff":
+        if framework == "numpy":
+            raise ValueError(
+                "jac='autodiff' needs x0 in a framework with automatic differentiation "
+                "(PyTorch, JAX, TensorFlow), and x0 holds NumPy arrays: return (value, "
+                "grad_dict) from fun and leave jac=None (or pass jac=True)"
+            )
+        return False
+    raise ValueError(
+        "jac must be None (autodiff for PyTorch/JAX/TensorFlow x0, (value, grad_dict) for "
+        f"NumPy x0), 'autodiff' or True; got {jac!r}"
+    )
+
+
+def _check_keep_x(keep_x: Any, n: int) -> bool:
+    if keep_x is None:
+        return n <= KEEP_X_MAX
+    if isinstance(keep_x, bool):
+        return keep_x
+    raise TypeError(
+        f"keep_x must be None (keep x when x0 has at most {KEEP_X_MAX} scalars), True or False; "
+        f"got a {type_name(keep_x)}"
+    )
+
+
+def _framework_kind(head: Any) -> str | None:
+    """'torch', 'keras' or 'optax' for what a framework optimizer can be given as; else None."""
+    torch = sys.modules.get("torch")
+    keras = sys.modules.get("keras")
+    if isinstance(head, type):
+        if torch is not None and issubclass(head, torch.optim.Optimizer):
+            return "torch"
+        if keras is not None and issubclass(head, keras.optimizers.Optimizer):
+            return "keras"
+        return None
+    if callable(getattr(head, "init", None)) and callable(getattr(head, "update", None)):
+        return "optax"  # an optax GradientTransformation (or anything shaped like one)
+    if torch is not None and isinstance(head, torch.optim.Optimizer):
+        return "torch-instance"
+    if keras is not None and isinstance(head, keras.optimizers.Optimizer):
+        return "keras-instance"
+    if callable(head):
+        return "optax-factory"
+    return None
+
+
+def _mismatch(name: str, kind: str, framework: str) -> TypeError:
+    if framework == "numpy":
+        other = (
+            "NumPy has no automatic differentiation, so no framework optimizer applies: give "
+            "SciPy method names only, or x0 in PyTorch, JAX or TensorFlow for their optimizers"
+        )
+    else:
+        other = f"use {_SUGGEST[framework]}, or a SciPy method name such as 'L-BFGS-B'"
+    needs = _FRAMEWORK[_KIND_FRAMEWORK[kind]]
+    return TypeError(
+        f"optimizer {name!r} is {_KIND[kind]}, which needs x0 in {needs}; x0 holds "
+        f"{_FRAMEWORK[framework]} tensors: {other}"
+    )
+
+
+def _parse_scipy(name: str, method: str, settings: dict[str, Any]) -> _Plan:
+    meth = method.lower()
+    if meth not in METHODS:
+        raise ValueError(
+            f"optimizer {name!r}: unknown SciPy method {method!r}; expected one of "
+            f"{', '.join(METHODS)} (any case)"
+        )
+    known = set(inspect.signature(minimize).parameters)
+    for key in settings:
+        if key in _SET_BY_COMPARE:
+            raise ValueError(
+                f"optimizer {name!r}: {key!r} is set by compare for every optimizer; pass "
+                f"{'it to compare' if key in ('jac', 'args', 'lb_dict', 'ub_dict') else 'it'} "
+                "once, not per optimizer"
+            )
+        if key not in known:
+            raise TypeError(
+                f"optimizer {name!r}: {key!r} is not a keyword of dict_minimize.minimize; "
+                "expected some of " + ", ".join(sorted(known - _SET_BY_COMPARE))
+            )
+    if settings.get("options") is not None and not isinstance(settings["options"], Mapping):
+        raise TypeError(
+            f"optimizer {name!r}: options must be a dict of method options; got a "
+            f"{type_name(settings['options'])}"
+        )
+    if settings.get("callback") is not None and not callable(settings["callback"]):
+        raise TypeError(
+            f"optimizer {name!r}: callback must be callable; got a "
+            f"{type_name(settings['callback'])}"
+        )
+    return _Plan(name, "scipy", meth, settings)
+
+
+def _parse(name: Any, spec: Any, framework: str) -> _Plan:
+    if not isinstance(name, str):
+        raise TypeError(f"optimizer names must be strings; got {name!r} (a {type_name(name)})")
+    head, settings = spec, None
+    # an optax GradientTransformation is a NamedTuple (init, update): not (optimizer, settings)
+    if isinstance(spec, (tuple, list)) and _framework_kind(spec) != "optax":
+        if len(spec) != 2:
+            raise TypeError(
+                f"optimizer {name!r} is a {type_name(spec)} of {len(spec)} items; expected "
+                "(optimizer, {settings}): " + _ACCEPTED.format(methods=", ".join(METHODS))
+            )
+        head, settings = spec
+        if not isinstance(settings, Mapping):
+            what = "minimize keywords" if isinstance(head, str) else "hyperparameters"
+            raise TypeError(
+                f"optimizer {name!r}: the {what} must be a dict, e.g. "
+                f"{'(method, {options: {...}})' if isinstance(head, str) else '(cls, {lr: 0.1})'}"
+                f"; got a {type_name(settings)}"
+            )
+        for key in settings:
+            if not isinstance(key, str):
+                raise TypeError(f"optimizer {name!r}: setting names must be strings; got {key!r}")
+    settings = dict(settings or {})
+    if isinstance(head, str):
+        return _parse_scipy(name, head, settings)
+    kind = _framework_kind(head)
+    if kind in ("torch-instance", "keras-instance"):
+        raise TypeError(
+            f"optimizer {name!r} is an optimizer already built ({type_name(head)}); pass its "
+            f"class and hyperparameters, e.g. ({class_name(type(head))}, {{...}}): compare builds "
+            "a fresh optimizer over a copy of x0 for the run"
+        )
+    if kind is None:
+        raise TypeError(
+            f"optimizer {name!r} is a {type_name(head)}; expected "
+            + _ACCEPTED.format(methods=", ".join(METHODS))
+        )
+    base = "optax" if kind == "optax-factory" else kind
+    if _KIND_FRAMEWORK[base] != framework:
+        raise _mismatch(name, base, framework)
+    if kind == "optax":
+        if settings:
+            raise TypeError(
+                f"optimizer {name!r} is an optax GradientTransformation already built, which "
+                "takes no hyperparameters; pass the factory instead, e.g. (optax.adam, "
+                "{'learning_rate': 0.1})"
+            )
+        return _Plan(name, "optax", head)
+    if kind == "optax-factory":
+        try:
+            built = head(**settings)
+        except TypeError as exc:
+            raise TypeError(
+                f"optimizer {name!r}: {getattr(head, '__name__', head)}(**{settings!r}) "
+                f"failed: {exc}"
+            ) from exc
+        if _framework_kind(built) != "optax":
+            raise TypeError(
+                f"optimizer {name!r}: a callable is taken as an optax optimizer factory "
+                f"(optax.adam), which must return a GradientTransformation; "
+                f"{getattr(head, '__name__', head)}(**{settings!r}) returned a "
+                f"{type_name(built)}. Expected " + _ACCEPTED.format(methods=", ".join(METHODS))
+            )
+        return _Plan(name, "optax", built, settings)
+    return _Plan(name, kind, head, settings)
+
+
+# -- SciPy's methods -------------------------------------------------------------------------
+
+
+def _budget_callback(count: str, budget: int, user: Callable | None) -> Callable:
+    """SciPy's per-iteration callback: the user's, then a stop once the budget is spent."""
+    wants = user is not None and _wants_result(user)
+
+    def stop(intermediate_result: Any) -> Any:
+        out = None
+        if user is not None:
+            out = (
+                user(intermediate_result=intermediate_result)
+                if wants
+                else user(intermediate_result.x)
+            )
+        if intermediate_result[count] >= budget:
+            raise StopIteration
+        return out
+
+    return stop
+
+
+def _prefix(trace: Trace, rows: int, label: str) -> Trace:
+    """The first ``rows`` rows of ``trace``, labelled."""
+    x = trace.x
+    return Trace(
+        fun=trace.fun[:rows],
+        grad_norm=trace.grad_norm[:rows],
+        nfev=trace.nfev[:rows],
+        njev=trace.njev[:rows],
+        time=trace.time[:rows],
+        nit=trace.nit[:rows],
+        x=None if x is None else x[:rows],
+        label=label,
+    )
+
+
+def _run_scipy(plan: _Plan, prob: _Problem) -> Trace:
+    meth = plan.target
+    settings = dict(plan.settings)
+    count = "nfev" if meth in GRADIENT_FREE else "njev"
+    callback = _budget_callback(count, prob.budget, settings.pop("callback", None))
+    options = dict(settings.pop("options", None) or {})
+    options.setdefault(_CAPS.get(meth, "maxiter"), prob.budget)
+    res = minimize(
+        prob.fun,
+        prob.x0,
+        method=meth,
+        jac=True if prob.pair else "autodiff",
+        args=prob.args,
+        lb_dict=prob.lb_dict,
+        ub_dict=prob.ub_dict,
+        trace="x" if prob.keep_x else True,
+        callback=callback,
+        options=options,
+        **settings,
+    )
+    full = res.trace
+    counts = getattr(full, count)
+    rows = int(np.searchsorted(counts, prob.budget, side="right"))  # counts never decrease
+    out = _prefix(full, rows, plan.name)
+    out.result = res
+    return out
+
+
+# -- PyTorch ---------------------------------------------------------------------------------
+
+
+def _run_torch(plan: _Plan, prob: _Problem) -> Trace:
+    import torch
+
+    layout, budget = prob.layout, prob.budget
+    params = [leaf.detach().clone().requires_grad_(True) for leaf in prob.leaves]
+    lows_highs = None
+    if prob.bounds is not None:
+        lows_highs = [
+            (torch.as_tensor(lo).to(p), torch.as_tensor(hi).to(p))
+            for p, (lo, hi) in zip(params, prob.bounds, strict=True)
+        ]
+
+    def project() -> None:
+        if lows_highs is not None:
+            with torch.no_grad():
+                for p, (lo, hi) in zip(params, lows_highs, strict=True):
+                    p.clamp_(lo, hi)
+
+    project()
+    x_dict = layout.build(params)
+    settings = dict(plan.settings)
+    if issubclass(plan.target, torch.optim.LBFGS):
+        settings.setdefault("max_iter", 1)  # one iteration, one evaluation, per step
+    opt = _construct(plan, lambda: plan.target(params, **settings))
+    max_evals = [g.get("max_eval") for g in opt.param_groups]
+    rec = _Recorder(plan.name, prob.keep_x)
+    saved = [p.detach().clone() for p in params]  # the step's start, should the budget cut it
+    evals, steps, first = 0, 0, True
+
+    def snapshot() -> Any:
+        return layout.build([p.detach().clone() for p in params])
+
+    def closure() -> Any:
+        nonlocal evals, first
+        if evals >= budget:
+            raise _Spent
+        opt.zero_grad()
+        if prob.pair:
+            value, grads = prob.fun(x_dict, *prob.args)
+            for p, g in zip(params, values_by_key(grads, layout), strict=True):
+                p.grad = torch.as_tensor(g).detach().to(p).clone()
+            loss = value
+        else:
+            loss = prob.fun(x_dict, *prob.args)
+            if not isinstance(loss, torch.Tensor):
+                raise TypeError(
+                    f"optimizer {plan.name!r}: fun returned a {type_name(loss)}; with "
+                    "jac='autodiff' it must return a 0-d torch.Tensor computed from x_dict "
+                    "(or return (value, grad_dict) and pass jac=True)"
+                )
+            loss.backward()
+        evals += 1
+        if first:  # the value and gradient at the step's start: a row
+            first = False
+            f = float(loss.detach()) if isinstance(loss, torch.Tensor) else float(loss)
+            norm = _torch_norm(params)
+            rec.add(f, norm, evals, evals, steps, snapshot)
+            if not (math.isfinite(f) and math.isfinite(norm)):
+                raise _NotFinite
+        return loss
+
+    while evals < budget:
+        first = True
+        for group, cap in zip(opt.param_groups, max_evals, strict=True):
+            if cap is not None:  # torch.optim.LBFGS: never plan past the budget
+                group["max_eval"] = min(cap, budget - evals)
+        with torch.no_grad():
+            for s, p in zip(saved, params, strict=True):
+                s.copy_(p)
+        try:
+            opt.step(closure)
+        except _NotFinite:
+            return rec.trace
+        except _Spent:  # a line search ran past the budget: undo the unfinished step
+            with torch.no_grad():
+                for s, p in zip(saved, params, strict=True):
+                    p.copy_(s)
+            break
+        steps += 1
+        project()
+    if prob.pair:
+        final = prob.fun(x_dict, *prob.args)[0]
+    else:
+        with torch.no_grad():
+            final = prob.fun(x_dict, *prob.args)
+    if isinstance(final, torch.Tensor):
+        final = final.detach()
+    rec.add(float(final), math.nan, evals + 1, evals, steps, snapshot)
+    return rec.trace
+
+
+def _torch_norm(params: list[Any]) -> float:
+    import torch
+
+    return math.hypot(  # hypot: no overflow where the squares would overflow
+        *(
+            float(torch.linalg.vector_norm(p.grad.detach(), dtype=torch.float64))
+            for p in params
+            if p.grad is not None
+        )
+    )
+
+
+def _itself(value: Any) -> Any:
+    return value
+
+
+# -- JAX and optax ---------------------------------------------------------------------------
+
+
+def _jax_functions(prob: _Problem) -> tuple[Callable, Callable, Callable]:
+    """(value and gradient, value, gradient norm) of fun, compiled once per comparison."""
+    cached = prob.cache.get("jax")
+    if cached is not None:
+        return cached
+    import jax
+    import jax.numpy as jnp
+
+    fun, args, layout = prob.fun, prob.args, prob.layout
+
+    def objective(p: Any) -> Any:
+        return fun(p, *args)
+
+    vg: Callable
+    value: Callable
+    if prob.pair:
+
+        def vg(p: Any) -> Any:
+            v, g = fun(p, *args)
+            return v, layout.build(values_by_key(g, layout))
+
+        def value(p: Any) -> Any:
+            return fun(p, *args)[0]
+    else:
+        vg = jax.jit(jax.value_and_grad(objective))
+        value = jax.jit(objective)
+
+    @jax.jit
+    def norm(g: Any) -> Any:
+        leaves = jax.tree_util.tree_leaves(g)
+        return jnp.sqrt(sum(jnp.sum(jnp.square(leaf.astype(jnp.float32))) for leaf in leaves))
+
+    prob.cache["jax"] = vg, value, norm
+    return vg, value, norm
+
+
+def _run_optax(plan: _Plan, prob: _Problem) -> Trace:
+    import jax
+    import jax.numpy as jnp
+
+    layout, budget, tx = prob.layout, prob.budget, plan.target
+    vg, value, norm = _jax_functions(prob)
+    params = layout.build(list(prob.leaves))  # JAX arrays are immutable: x0 cannot change
+
+    try:
+        from optax import apply_updates
+    except ImportError:  # an optax-shaped transformation from elsewhere
+
+        def apply_updates(p: Any, updates: Any) -> Any:
+            return jax.tree_util.tree_map(
+                lambda a, u: jnp.asarray(a + u).astype(jnp.asarray(a).dtype), p, updates
+            )
+
+    @jax.jit
+    def update(grads: Any, state: Any, p: Any) -> Any:
+        updates, state = tx.update(grads, state, p)
+        return apply_updates(p, updates), state
+
+    def project(p: Any) -> Any:
+        return p
+
+    if prob.bounds is not None:
+        los = layout.build(
+            [
+                jnp.asarray(lo, leaf.dtype)
+                for leaf, (lo, _) in zip(prob.leaves, prob.bounds, strict=True)
+            ]
+        )
+        his = layout.build(
+            [
+                jnp.asarray(hi, leaf.dtype)
+                for leaf, (_, hi) in zip(prob.leaves, prob.bounds, strict=True)
+            ]
+        )
+
+        @jax.jit
+        def project(p: Any) -> Any:
+            return jax.tree_util.tree_map(
+                lambda a, lo, hi: jnp.minimum(jnp.maximum(a, lo), hi), p, los, his
+            )
+
+        params = project(params)
+    state = _construct(plan, lambda: tx.init(params))
+    rec = _Recorder(plan.name, prob.keep_x)
+    for k in range(budget):
+        f, grads = vg(params)
+        f, g_norm = float(f), float(norm(grads))
+        rec.add(f, g_norm, k + 1, k + 1, k, functools.partial(_itself, params))
+        if not (math.isfinite(f) and math.isfinite(g_norm)):
+            return rec.trace
+        params, state = update(grads, state, params)
+        params = project(params)
+    rec.add(float(value(params)), math.nan, budget + 1, budget, budget, lambda: params)
+    return rec.trace
+
+
+# -- TensorFlow and Keras --------------------------------------------------------------------
+
+
+def _run_keras(plan: _Plan, prob: _Problem) -> Trace:
+    import tensorflow as tf
+
+    layout, budget = prob.layout, prob.budget
+    variables = [tf.Variable(leaf) for leaf in prob.leaves]  # copies: x0 is only read
+    clips = None
+    if prob.bounds is not None:
+        clips = [
+            (tf.constant(lo, v.dtype), tf.constant(hi, v.dtype))
+            for v, (lo, hi) in zip(variables, prob.bounds, strict=True)
+        ]
+
+    def project() -> None:
+        if clips is not None:
+            for v, (lo, hi) in zip(variables, clips, strict=True):
+                v.assign(tf.clip_by_value(v, lo, hi))
+
+    project()
+    x_dict = layout.build(variables)
+    opt = _construct(plan, lambda: plan.target(**plan.settings))
+    rec = _Recorder(plan.name, prob.keep_x)
+
+    def snapshot() -> Any:
+        return layout.build([tf.identity(v) for v in variables])
+
+    for k in range(budget):
+        if prob.pair:
+            loss, g = prob.fun(x_dict, *prob.args)
+            grads = [tf.convert_to_tensor(t) for t in values_by_key(g, layout)]
+        else:
+            with tf.GradientTape() as tape:
+                loss = prob.fun(x_dict, *prob.args)
+            grads = tape.gradient(loss, variables)
+        grads = [
+            tf.zeros_like(v) if t is None else t for v, t in zip(variables, grads, strict=True)
+        ]
+        f = float(loss)
+        g_norm = math.hypot(*(float(tf.norm(tf.cast(t, tf.float64))) for t in grads))
+        rec.add(f, g_norm, k + 1, k + 1, k, snapshot)
+        if not (math.isfinite(f) and math.isfinite(g_norm)):
+            return rec.trace
+        opt.apply_gradients(zip(grads, variables, strict=True))
+        project()
+    final = prob.fun(x_dict, *prob.args)
+    final = final[0] if prob.pair else final
+    rec.add(float(final), math.nan, budget + 1, budget, budget, snapshot)
+    return rec.trace
+
+
+def _construct(plan: _Plan, build: Callable[[], Any]) -> Any:
+    """Build the optimizer (or its state), naming the optimizer when its settings are wrong."""
+    try:
+        return build()
+    except TypeError as exc:
+        what = getattr(plan.target, "__name__", type_name(plan.target))
+        raise TypeError(
+            f"optimizer {plan.name!r}: {what} with hyperparameters {plan.settings!r} failed: {exc}"
+        ) from exc
+
+
+_RUNNERS: dict[str, Callable[[_Plan, _Problem], Trace]] = {
+    "scipy": _run_scipy,
+    "torch": _run_torch,
+    "optax": _run_optax,
+    "keras": _run_keras,
+}
+
+
+# -- the public functions --------------------------------------------------------------------
+
+
+def compare(
+    fun: Callable,
+    x0: Mapping[Any, Any],
+    optimizers: Mapping[str, Any],
+    *,
+    max_grad_evals: int,
+    args: Any = (),
+    lb_dict: Mapping[Any, Any] | None = None,
+    ub_dict: Mapping[Any, Any] | None = None,
+    keep_x: bool | None = None,
+    jac: bool | str | None = None,
+) -> dict[str, Trace]:
+    """Run SciPy's methods and the frameworks' optimizers on one objective, one budget each.
+
+    Every optimizer starts from ``x0`` and may spend ``max_grad_evals`` gradient evaluations;
+    each run gets a :class:`~dict_minimize.Trace` (one row per iteration, the start point as
+    row 0) labelled with its name, so that runs compare by the evaluations they cost.
+
+    **SciPy's methods** run through :func:`dict_minimize.minimize` (``trace=True``) with a
+    callback that stops the run at the first iteration whose count of gradient evaluations
+    (``njev``; for the gradient-free Nelder-Mead, Powell, COBYLA and COBYQA: function
+    evaluations, ``nfev``) reaches the budget, and SciPy's own cap where the method has one
+    (L-BFGS-B's and TNC's ``maxfun``, ``maxfev``, else ``maxiter``, unless given). An
+    iteration may overrun the budget in its line search: the trace keeps only the rows within
+    the budget, and ``trace.result`` is the ``OptimizeResult`` as SciPy returned it. Hessians
+    and Hessian-vector products (Newton-CG, the trust-region methods) are not counted.
+
+    **Framework optimizers** take one step per gradient evaluation, on copies of ``x0``
+    (``x0`` is never modified): PyTorch tensors cloned as leaves that require grad
+    (``loss.backward()``), JAX arrays with ``jax.value_and_grad(fun)`` compiled once by
+    ``jax.jit`` (and the optimizer's update compiled too), TensorFlow ``tf.Variable``\\ s and a
+    ``GradientTape``. Row ``k`` is the point after ``k`` steps: its value ``f(x_k)`` and the
+    norm of its gradient come from the evaluation that the next step uses, so row ``k`` has
+    ``njev = nfev = k + 1``; the point after the last step gets one value-only evaluation
+    (``njev = max_grad_evals``, ``nfev`` one more, ``grad_norm`` NaN): ``max_grad_evals + 1``
+    rows in all. ``torch.optim.LBFGS`` runs with ``max_iter=1`` per step unless given; every
+    call of its closure counts as one gradient evaluation, row ``k`` is the first call of
+    step ``k``, and a step its line search would take past the budget is undone. A value or
+    gradient that is not finite (Adam diverging) is recorded as it is, and that run ends
+    there. With bounds, a framework optimizer is projected: each entry is clipped into its
+    bounds at the start and after every step.
+
+    Args:
+        fun: the objective, ``fun(x_dict, *args)``: with ``x0`` in PyTorch, JAX or
+            TensorFlow, it returns the value only, a 0-d tensor of that framework (as for
+            ``minimize(..., jac="autodiff")``); with NumPy ``x0``, ``(value, grad_dict)``.
+        x0: the start point, a dict of tensors of one framework (as for ``minimize``).
+        optimizers: name -> optimizer, run in this order. An optimizer is one of:
+            a SciPy method name (any of :data:`dict_minimize.METHODS`, any case), or
+            ``(method, {keywords for minimize})`` such as ``("L-BFGS-B", {"options":
+            {"maxcor": 5}})``; a ``torch.optim.Optimizer`` subclass, alone or as ``(cls,
+            {hyperparameters})`` such as ``(torch.optim.Adam, {"lr": 0.1})``; an optax
+            factory with its hyperparameters, ``(optax.adam, {"learning_rate": 0.1})``, or a
+            built ``optax.GradientTransformation``; a Keras optimizer class with its
+            hyperparameters, ``(keras.optimizers.Adam, {"learning_rate": 0.1})``. A
+            framework optimizer needs ``x0`` in its framework.
+        max_grad_evals: the budget of gradient evaluations per optimizer, a positive int.
+        args: extra positional arguments for ``fun``.
+        lb_dict: lower bounds per key, as for ``minimize`` (SciPy's bounded methods honour
+            them; framework optimizers are projected onto them).
+        ub_dict: upper bounds, the same way.
+        keep_x: keep each row's point (a dict like ``x0``, copied) in the trace, for path
+            plots; ``None`` keeps it when ``x0`` has at most 100 scalars.
+        jac: ``None`` picks from ``x0``: ``"autodiff"`` for PyTorch, JAX and TensorFlow,
+            ``True`` (fun returns ``(value, grad_dict)``) for NumPy; pass ``True`` for a
+            framework objective that computes its own gradient dict.
+
+    Returns:
+        dict[str, Trace]: one trace per optimizer, in the order of ``optimizers``, each
+            ``label``-ed with its name; ``trace.result`` is SciPy's result for SciPy
+            methods, None for framework optimizers.
+
+    Raises:
+        TypeError: for an optimizer of a kind not listed above, one from another framework
+            than ``x0``'s, hyperparameters that are not a dict (or that the optimizer
+            rejects), or a budget that is not an int; the message names the optimizer.
+        ValueError: for an empty ``optimizers``, an unknown method name, a budget below 1.
+        Exception: what ``fun`` raises propagates, with a note naming the optimizer.
+
+    Example:
+        >>> from dict_minimize._compare import compare
+        >>> from dict_minimize.testfunctions import rosenbrock
+        >>> fn = rosenbrock()
+        >>> traces = compare(fn.objective(), fn.x0(), {"L-BFGS-B": "L-BFGS-B", "CG": "cg"},
+        ...                  max_grad_evals=60)
+        >>> {name: (int(tr.njev[-1]) <= 60, tr.x is not None) for name, tr in traces.items()}
+        {'L-BFGS-B': (True, True), 'CG': (True, True)}
+        >>> tr = traces["L-BFGS-B"]
+        >>> bool(tr.fun[0] == fn(-1.2, 1.0)), tr.evals_to(1e-6) < 60, tr.result.success
+        (True, True, True)
+    """
+    if not callable(fun):
+        raise TypeError(f"fun must be callable; got a {type_name(fun)}")
+    budget = _check_budget(max_grad_evals)
+    if not isinstance(optimizers, Mapping):
+        raise TypeError(
+            "optimizers must be a dict of name -> optimizer, e.g. {'L-BFGS-B': 'L-BFGS-B', "
+            f"'Adam': (torch.optim.Adam, {{'lr': 0.1}})}}; got a {type_name(optimizers)}"
+        )
+    if not optimizers:
+        raise ValueError("optimizers is empty: give at least one name -> optimizer")
+    if not isinstance(args, tuple):
+        args = (args,)
+    if not isinstance(x0, Mapping):
+        raise TypeError(
+            f"x0 must be a dict (or other Mapping) of tensors; got a {type_name(x0)}. "
+            "Wrap a single tensor as {'x': tensor}."
+        )
+    if len(x0) == 0:
+        raise ValueError("x0 is empty: there is nothing to optimize")
+    backend, layout, leaves = _prepare_x0(x0, None, False)
+    framework = backend.name
+    pair = _check_jac(jac, framework)
+    keep = _check_keep_x(keep_x, layout.n)
+    plans = [_parse(name, spec, framework) for name, spec in optimizers.items()]
+    bounds = None
+    flat = make_bounds(lb_dict, ub_dict, layout, backend)  # checks the bounds before any run
+    if flat is not None:
+        lows, highs = (
+            layout.split_numpy(np.asarray(flat.lb)),
+            layout.split_numpy(np.asarray(flat.ub)),
+        )
+        bounds = list(zip(lows, highs, strict=True))
+    prob = _Problem(
+        fun=fun,
+        x0=x0,
+        args=args,
+        layout=layout,
+        leaves=leaves,
+        framework=framework,
+        pair=pair,
+        budget=budget,
+        keep_x=keep,
+        lb_dict=lb_dict,
+        ub_dict=ub_dict,
+        bounds=bounds,
+    )
+    out: dict[str, Trace] = {}
+    for plan in plans:
+        try:
+            out[plan.name] = _RUNNERS[plan.kind](plan, prob)
+        except Exception as exc:
+            exc.add_note(f"dict_minimize.compare: raised while running optimizer {plan.name!r}")
+            raise
+    return out
+
+
+def _num(v: float, spec: str = ".4g") -> str:
+    if math.isnan(v):
+        return "nan"
+    if math.isinf(v):
+        return "inf" if v > 0 else "-inf"
+    return format(v, spec)
+
+
+def compare_table(
+    traces: Mapping[str, Any], *, target: float | None = None, f_min: float | None = None
+) -> str:
+    """The runs of :func:`compare` side by side, as a plain-text table.
+
+    One row per trace: its name, the final value (and its gap to ``f_min`` when given), the
+    best value, the gradient evaluations used, the evaluations until the value first reached
+    ``target`` ("-" when it never did; only with ``target``) and the seconds the run took.
+    For a gradient-free run (no gradient evaluations) the counts are function evaluations,
+    marked ``*``.
+
+    Args:
+        traces: name -> :class:`~dict_minimize.Trace` (what :func:`compare` returns) or a
+            result with a ``.trace`` (``minimize(..., trace=True)``).
+        target: a value to reach; adds the column of evaluations until it was reached.
+        f_min: the known minimum; adds the column ``final - f_min``.
+
+    Returns:
+        str: the table, fixed-width columns, one line per trace below a header and a rule.
+
+    Example:
+        >>> from dict_minimize._compare import compare, compare_table
+        >>> from dict_minimize.testfunctions import rastrigin
+        >>> fn = rastrigin()  # from (-2, 3.5) both end in the local minimum near (-2, 3)
+        >>> traces = compare(fn.objective(), fn.x0(),
+        ...                  {"L-BFGS-B": "L-BFGS-B", "Newton-CG": "newton-cg"}, max_grad_evals=60)
+        >>> print(compare_table(traces, target=13.0, f_min=fn.f_min))
+        optimizer  final  final - f_min  best   grad evals  evals to 13  seconds
+        ---------  -----  -------------  -----  ----------  -----------  -------...
+        L-BFGS-B   12.93  12.93          12.93  ...
+        Newton-CG  12.93  12.93          12.93  ...
+    """
+    if not isinstance(traces, Mapping):
+        raise TypeError(
+            f"traces must be a dict of name -> Trace (what compare returns); got a "
+            f"{type_name(traces)}"
+        )
+    if target is not None and not isinstance(target, (int, float, np.number)):
+        raise TypeError(f"target must be a number; got a {type_name(target)}")
+    if f_min is not None and not isinstance(f_min, (int, float, np.number)):
+        raise TypeError(f"f_min must be a number; got a {type_name(f_min)}")
+    header = ["optimizer", "final"]
+    if f_min is not None:
+        header.append("final - f_min")
+    header += ["best", "grad evals"]
+    if target is not None:
+        header.append(f"evals to {target:g}")
+    header.append("seconds")
+    rows = []
+    starred = False
+    for name, run in traces.items():
+        tr = as_trace(run, f"traces[{name!r}]")
+        if not len(tr):
+            rows.append([str(name)] + ["-"] * (len(header) - 1))
+            continue
+        last = tr.row(-1)
+        by = "njev"
+        mark = ""
+        if last["njev"] == 0 and last["nfev"] > 0:
+            by, mark, starred = "nfev", "*", True
+        finite = np.isfinite(tr.fun).any()
+        cells = [str(name), _num(last["fun"])]
+        if f_min is not None:
+            cells.append(_num(last["fun"] - float(f_min)))
+        cells += [_num(tr.best()["fun"]) if finite else "-", f"{last[by]}{mark}"]
+        if target is not None:
+            hit = tr.evals_to(float(target), by=by)
+            cells.append("-" if hit is None else f"{hit}{mark}")
+        cells.append("-" if math.isnan(last["time"]) else f"{last['time']:.3g}")
+        rows.append(cells)
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    lines = [
+        "  ".join(c.ljust(w) for c, w in zip(header, widths, strict=True)).rstrip(),
+        "  ".join("-" * w for w in widths),
+    ]
+    for cells in rows:
+        lines.append("  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip())
+    if starred:
+        lines.append("* function evaluations (a gradient-free method)")
+    return "\n".join(lines)
