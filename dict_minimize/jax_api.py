@@ -14,7 +14,17 @@ minimize = make_dropin(
 )
 
 # after make_dropin, which names the pip extra when the framework is missing
+from dict_minimize._implicit import ImplicitGradientWarning  # noqa: E402
+from dict_minimize._implicit import jax_argmin as argmin  # noqa: E402
 from dict_minimize.backends.jax import from_np, to_np  # noqa: E402
 from dict_minimize.backends.jax_ad import value_and_grad  # noqa: E402
 
-__all__ = ["from_np", "get_dtype", "minimize", "to_np", "value_and_grad"]
+__all__ = [
+    "ImplicitGradientWarning",
+    "argmin",
+    "from_np",
+    "get_dtype",
+    "minimize",
+    "to_np",
+    "value_and_grad",
+]

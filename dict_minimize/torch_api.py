@@ -15,12 +15,16 @@ minimize = make_dropin(
 """,
 )
 # after make_dropin, which names the pip extra when the framework is missing
+from dict_minimize._implicit import ImplicitGradientWarning  # noqa: E402
+from dict_minimize._implicit import torch_argmin as argmin  # noqa: E402
 from dict_minimize._torch_models import ScipyOptimizer, minimize_module  # noqa: E402
 from dict_minimize.backends.torch import from_np, to_np  # noqa: E402
 from dict_minimize.backends.torch_ad import value_and_grad  # noqa: E402
 
 __all__ = [
+    "ImplicitGradientWarning",
     "ScipyOptimizer",
+    "argmin",
     "from_np",
     "get_dtype",
     "minimize",
