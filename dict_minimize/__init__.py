@@ -13,6 +13,7 @@ Example:
 
 from dict_minimize._compare import compare, compare_table
 from dict_minimize._constraints import LinearConstraint, NonlinearConstraint
+from dict_minimize._many import minimize_many, multistart
 from dict_minimize._minimize import METHODS, OptimizeResult, PrecisionWarning, minimize
 from dict_minimize._objective import NonFiniteError
 from dict_minimize._trace import Trace
@@ -30,4 +31,6 @@ __all__ = [
     "compare",
     "compare_table",
     "minimize",
+    "minimize_many",
+    "multistart",
 ]

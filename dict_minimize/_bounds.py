@@ -34,6 +34,10 @@ def _bound_array(
 ) -> np.ndarray | float:
     if value is None:
         return fill
+    if type(value) is float or type(value) is int:  # the common case, checked cheaply
+        if value != value:
+            raise ValueError(f"{at(which, key)} contains NaN; use -inf/inf or None for 'none'")
+        return float(value)
     where = at(which, key)
 
     def wrong_kind() -> TypeError:
@@ -162,15 +166,24 @@ def make_bounds(lb_dict: Any, ub_dict: Any, layout: Layout, backend: Backend) ->
         sl, shape = layout.slice_of(i), layout.shapes[i]
         lo = _bound_array(lbs.get(key), key, shape, -np.inf, "lb_dict", backend)
         hi = _bound_array(ubs.get(key), key, shape, np.inf, "ub_dict", backend)
-        lb[sl] = np.ravel(lo) if np.ndim(lo) else lo
-        ub[sl] = np.ravel(hi) if np.ndim(hi) else hi
-        bad = lb[sl] > ub[sl]
-        if bad.any():
-            j = int(np.flatnonzero(bad)[0])
-            index = tuple(int(i) for i in np.unravel_index(j, shape)) if shape else ()
-            raise ValueError(
-                f"{at('lb_dict', key)} > {at('ub_dict', key)} at index {index}: "
-                f"{lb[sl][j]} > {ub[sl][j]}"
-            )
-        _round_inward(lb[sl], ub[sl], layout.np_dtypes[i])  # slices are views: edits in place
+        lb[sl] = lo if type(lo) is float else np.ravel(lo)
+        ub[sl] = hi if type(hi) is float else np.ravel(hi)
+        if type(lo) is float and type(hi) is float:
+            if lo > hi and sl.stop > sl.start:
+                raise ValueError(
+                    f"{at('lb_dict', key)} > {at('ub_dict', key)} at index "
+                    f"{(0,) * len(shape)}: {lo} > {hi}"
+                )
+        else:
+            bad = lb[sl] > ub[sl]
+            if bad.any():
+                j = int(np.flatnonzero(bad)[0])
+                index = tuple(int(i) for i in np.unravel_index(j, shape)) if shape else ()
+                raise ValueError(
+                    f"{at('lb_dict', key)} > {at('ub_dict', key)} at index {index}: "
+                    f"{lb[sl][j]} > {ub[sl][j]}"
+                )
+        np_dtype = layout.np_dtypes[i]
+        if np_dtype is None or np_dtype != np.float64:  # slices are views: edits in place
+            _round_inward(lb[sl], ub[sl], np_dtype)
     return Bounds(lb, ub)

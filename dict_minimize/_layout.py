@@ -95,6 +95,26 @@ class Layout:
             object.__setattr__(self, "fast_build", compile_builder(self.tree))
             object.__setattr__(self, "fast_leaves", compile_getter(self.tree))
 
+    def __getstate__(self) -> dict[str, Any]:
+        """What a pickle holds: the record without its generated walks (regenerated when
+        unpickled), JAX shardings as (platform, device id) pairs (see
+        :func:`dict_minimize.backends.portable_devices`)."""
+        from dict_minimize.backends import portable_devices
+
+        state = dict(self.__dict__)
+        state["fast_build"] = state["fast_leaves"] = None
+        state["devices"] = portable_devices(self.backend_name, self.devices)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        from dict_minimize.backends import local_devices
+
+        state = dict(state)
+        state["devices"] = local_devices(state["backend_name"], state["devices"])
+        for name, value in state.items():
+            object.__setattr__(self, name, value)
+        self.__post_init__()
+
     @property
     def n(self) -> int:
         """Total number of scalars."""

@@ -102,3 +102,15 @@ def test_nested_benchmark_runs(capsys: pytest.CaptureFixture[str]) -> None:
     )
     out = capsys.readouterr().out
     assert "| numpy | 20 |" in out and "bridge's extra" in out
+
+
+def test_scale_out_benchmark_runs_quick(capsys: pytest.CaptureFixture[str]) -> None:
+    """benchmarks/many.py --quick: a local cluster and a process pool, every table printed."""
+    pytest.importorskip("distributed")
+    from benchmarks import many
+
+    assert many.main(["--quick"]) == 0
+    out = capsys.readouterr().out
+    for title in ("Per solve", "calibration fits", "Sharded objective"):
+        assert title in out
+    assert out.count("| contender |") == 3

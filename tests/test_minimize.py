@@ -285,6 +285,8 @@ def test_generic_api_public_surface() -> None:
         "compare",
         "compare_table",
         "minimize",
+        "minimize_many",
+        "multistart",
     }
     for name in dict_minimize.__all__:
         obj = getattr(dict_minimize, name)

@@ -120,3 +120,48 @@ def float_leaf(name: str, value: float) -> Any:
 
 
 __all__ = ["NAMES", "detect", "float_leaf", "get_backend"]
+
+
+def portable_devices(backend_name: str, devices: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A layout's devices as they are pickled: JAX shardings (which do not pickle) become
+    ``("jax-device", platform, id)`` of their first device; the other frameworks' devices
+    (``torch.device``, TensorFlow device strings, None) pickle as they are.
+
+    Example:
+        >>> portable_devices("numpy", (None, None))
+        (None, None)
+    """
+    if backend_name != "jax":
+        return devices
+    out = []
+    for d in devices:
+        device = min(d.device_set, key=lambda v: v.id) if hasattr(d, "device_set") else d
+        out.append(("jax-device", str(device.platform), int(device.id)))
+    return tuple(out)
+
+
+def local_devices(backend_name: str, devices: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The inverse of :func:`portable_devices` in the process that unpickles a layout: a JAX
+    entry goes to the device of that platform and id when this process has it, else to the
+    default device (an array sharded over several devices comes back on one).
+
+    Example:
+        >>> local_devices("numpy", (None,))
+        (None,)
+    """
+    if backend_name != "jax":
+        return devices
+    import jax
+
+    out = []
+    for d in devices:
+        if not (isinstance(d, tuple) and len(d) == 3 and d[0] == "jax-device"):
+            out.append(d)
+            continue
+        _, platform, index = d
+        try:
+            device = next(v for v in jax.devices(platform) if v.id == index)
+        except (RuntimeError, StopIteration):
+            device = jax.devices()[0]
+        out.append(jax.sharding.SingleDeviceSharding(device))
+    return tuple(out)

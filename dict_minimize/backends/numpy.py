@@ -71,6 +71,10 @@ def _check_grads(keys: Sequence[Any], grads: Sequence[Any], shapes: Sequence[tup
             raise not_floating("gradient", key, g.dtype)
 
 
+#: NumPy's floating scalar types: a gradient entry of one of them is a valid 0-d gradient
+_FLOAT_SCALARS = frozenset({np.float16, np.float32, np.float64, np.longdouble})
+
+
 def make_codec(layout: Layout) -> Codec:
     """Views per run of equal shapes over one converted copy; one concatenation back.
 
@@ -84,6 +88,7 @@ def make_codec(layout: Layout) -> Codec:
     transfer = common if common is not None else np.dtype(np.float64)
     runs = shape_runs(layout)
     not_1d = [i for i, s in enumerate(shapes) if len(s) != 1]
+    all_scalars = all(s == () for s in shapes)
 
     def unflatten(vec: np.ndarray, *, for_objective: bool, owned: bool = False) -> list[np.ndarray]:
         # always a copy, even of an owned vec: NumPy arrays can be written by the objective,
@@ -104,8 +109,11 @@ def make_codec(layout: Layout) -> Codec:
 
     def flatten(value: Any, grads: Sequence[Any]) -> tuple[Any, np.ndarray]:
         parts = list(grads)
+        types = {type(g) for g in parts}
+        if all_scalars and types <= _FLOAT_SCALARS:  # 0-d entries given as NumPy floats
+            return value, np.array(parts, dtype=np.float64)
         fast = (
-            {type(g) for g in parts} == {np.ndarray}
+            types == {np.ndarray}
             and [g.shape for g in parts] == shapes
             and all(is_floating_np(d) for d in {g.dtype for g in parts})
         )
