@@ -531,8 +531,8 @@ def minimize_many(
         ...     r = d["x"] - target
         ...     return float(r @ r), {"x": 2 * r}
         >>> results = minimize_many(fun, [{"x": np.zeros(2)}] * 3, args=[(1.0,), (2.0,), (3.0,)])
-        >>> [round(float(r.x["x"][0]), 6) for r in results]
-        [1.0, 2.0, 3.0]
+        >>> tuple(round(float(r.x["x"].mean()), 6) for r in results)
+        (1.0, 2.0, 3.0)
     """
     if not callable(fun):
         raise TypeError(f"fun must be callable; got a {type_name(fun)}")
