@@ -48,10 +48,13 @@ def _as_numpy(x: Any, where: str) -> Any:
     )
 
 
-def _run_shard(fun_shard: Callable, x: Any, shard: Any) -> tuple[float, Any]:
-    """On a worker: one shard's (value, gradient), as float and NumPy."""
-    value, grad = fun_shard(x, shard)
-    return float(value), _grad_numpy(grad)
+def _run_shards(fun_shard: Callable, x: Any, shards: list[Any]) -> list[tuple[float, Any]]:
+    """On a worker: each of its shards' (value, gradient), as float and NumPy."""
+    out = []
+    for shard in shards:
+        value, grad = fun_shard(x, shard)
+        out.append((float(value), _grad_numpy(grad)))
+    return out
 
 
 def _grad_numpy(grad: Any) -> Any:
@@ -98,29 +101,41 @@ class ShardedObjective:
         self.client = client
         self.evaluations = 0
         self.seconds = 0.0
-        #: the workers holding each shard, asked once (at the first evaluation)
-        self._where: list[Any] | None = None
+        #: the shards grouped by the worker holding them, asked once (at the first evaluation)
+        self._groups: list[tuple[str | None, list[int]]] | None = None
+
+    def _group(self) -> list[tuple[str | None, list[int]]]:
+        """(worker, shard indices) pairs: one task per worker and evaluation."""
+        who = self.client.who_has(self.shards)
+        groups: dict[str | None, list[int]] = {}
+        for i, s in enumerate(self.shards):
+            holders = sorted(who.get(s.key, ()))
+            groups.setdefault(holders[0] if holders else None, []).append(i)
+        return list(groups.items())
 
     def __call__(self, x: Any) -> tuple[float, Any]:
         start = time.perf_counter()
         x_np = _as_numpy(x, "x")
-        if self._where is None:
-            who = self.client.who_has(self.shards)
-            self._where = [sorted(who.get(s.key, ())) or None for s in self.shards]
-        # each task goes to a worker holding its shard (loosely: elsewhere if that worker is
-        # lost), so work stealing never moves a shard to an idle worker
+        if self._groups is None:
+            self._groups = self._group()
+        # one task per worker, holding that worker's shards (loosely: elsewhere if the worker is
+        # lost), so work stealing never moves a shard, and each evaluation is one round trip
+        # per worker, not per shard
         futures = [
             self.client.submit(
-                _run_shard,
+                _run_shards,
                 self.fun_shard,
                 x_np,
-                s,
+                [self.shards[i] for i in indices],
                 pure=False,
-                **({} if where is None else {"workers": where, "allow_other_workers": True}),
+                **({} if where is None else {"workers": [where], "allow_other_workers": True}),
             )
-            for s, where in zip(self.shards, self._where, strict=True)
+            for where, indices in self._groups
         ]
-        parts = self.client.gather(futures)
+        parts: list[Any] = [None] * len(self.shards)
+        for (_, indices), done in zip(self._groups, self.client.gather(futures), strict=True):
+            for i, part in zip(indices, done, strict=True):
+                parts[i] = part
         value = 0.0
         grad: Any = None
         for i, (v, g) in enumerate(parts):
@@ -153,9 +168,9 @@ def sharded(fun_shard: Callable, shards: Any, client: Any) -> ShardedObjective:
 
     Returns:
         ShardedObjective: call it as ``fun(x_dict)``; pass it to ``minimize`` with ``jac=True``
-            (the default) and a NumPy ``x0``. Every call submits one task per shard, each
-            with ``x`` as its only data, to the worker holding that shard, and sums the
-            values and gradients here in shard order.
+            (the default) and a NumPy ``x0``. Every call submits one task per worker, with
+            ``x`` as its only data, to the worker holding those shards, and sums the values and
+            gradients here in shard order.
 
     Example:
         >>> import numpy as np
