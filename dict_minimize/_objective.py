@@ -55,7 +55,7 @@ def _pair(out: Any) -> bool:
 def _all_finite(g: np.ndarray) -> bool:
     # the sum is finite for almost every finite vector: one cheap pass, then the exact check
     total = np.add.reduce(g)
-    return bool(np.isfinite(total)) or bool(np.isfinite(g).all())
+    return math.isfinite(total) or bool(np.isfinite(g).all())
 
 
 _LARGEST = float(np.finfo(np.float64).max)

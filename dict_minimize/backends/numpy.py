@@ -96,6 +96,9 @@ def make_codec(layout: Layout) -> Codec:
         host = _to_device(vec, transfer)
         out: list[np.ndarray] = []
         for r in runs:
+            if not r.shape and common is not None:  # 0-d entries: one index each, ``[j, ...]``
+                out.extend(host[j, ...] for j in range(r.start, r.stop))  # (a 0-d view)
+                continue
             block = host[r.start : r.stop]
             if common is None:
                 block = block.astype(r.dtype, copy=False)
