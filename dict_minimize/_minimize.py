@@ -6,10 +6,7 @@ Nothing here imports a framework: every framework-specific step goes through the
 
 from __future__ import annotations
 
-import contextlib
-import copy
 import inspect
-import math
 import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -17,16 +14,25 @@ from typing import Any
 import numpy as np
 import scipy.optimize
 
-from dict_minimize._bounds import make_bounds
 from dict_minimize._constraints import CONSTRAINED, make_constraints
-from dict_minimize._errors import fmt_key, fmt_keys, type_name
-from dict_minimize._layout import Layout, make_layout, x0_items
+from dict_minimize._errors import fmt_keys, type_name
 from dict_minimize._objective import Aborted, Mode, Objective
+from dict_minimize._prepare import check_common, prepare
+from dict_minimize._prepare import prepare_x0 as _prepare_x0  # noqa: F401 (re-exported)
+from dict_minimize._result import (  # noqa: F401 (OptimizeResult, PrecisionWarning re-exported)
+    OptimizeResult,
+    PrecisionWarning,
+    _add_trace,
+    _attach,
+    _best_raw,
+    _best_result,
+    _first_row,
+    _note,
+    _precision_checks,
+    _result,
+)
 from dict_minimize._threads import limit_blas_threads
 from dict_minimize._trace import Monitor, check_time_limit, check_trace_arg
-from dict_minimize._tree import is_container, is_pytree_node
-from dict_minimize._types import Codec
-from dict_minimize.backends import detect, float_leaf, get_backend
 
 #: every method name ``scipy.optimize.minimize`` accepts (lower case)
 METHODS = (
@@ -72,45 +78,6 @@ _COMPLEX_STEP = (
 #: for the others the driver stops the run and builds the result
 _SCIPY_STOPS = frozenset(METHODS) - {"tnc", "cobyqa"}
 _STOP_MESSAGE = "`callback` raised `StopIteration`."
-
-
-class OptimizeResult(scipy.optimize.OptimizeResult):
-    """SciPy's ``OptimizeResult`` with ``x`` and ``jac`` as dicts shaped like ``x0``.
-
-    Attributes:
-        x: the solution, a mapping of the same type, key order, tensor type, dtype, shape and
-            device as ``x0``.
-        jac: the gradient at ``x`` in the same form, or None for methods that do not use one.
-        fun: the objective at ``x`` (a float).
-        nfev: number of objective evaluations.
-        njev: number of gradient evaluations.
-        nit: number of iterations.
-        success: whether SciPy reports success.
-        status: SciPy's termination code (99: a callback raised ``StopIteration``).
-        message: SciPy's description of the termination.
-
-    Every other field SciPy returns (``hess_inv``, ``maxcv``, ...) is kept unchanged, on the
-    flat float64 vector in the layout's order. For trust-constr, SciPy's list of constraint
-    Jacobians moves from ``jac`` to ``constr_jac``, and ``jac`` holds the objective's gradient.
-
-    Example:
-        >>> import numpy as np
-        >>> from dict_minimize import minimize
-        >>> res = minimize(lambda d: (float((d["a"] ** 2).sum()), {"a": 2 * d["a"]}),
-        ...                {"a": np.ones(3)})
-        >>> res.success, res.x["a"].shape, res.fun < 1e-12
-        (True, (3,), True)
-    """
-
-
-class PrecisionWarning(UserWarning):
-    """A run that low-precision (float16/bfloat16/float32) parameters have likely spoiled.
-
-    Example:
-        >>> import warnings
-        >>> from dict_minimize import PrecisionWarning
-        >>> warnings.simplefilter("error", PrecisionWarning)  # make the traps fatal
-    """
 
 
 class _Halt(Exception):
@@ -199,33 +166,6 @@ def _normalize_method(method: Any, has_bounds: bool, has_constraints: bool) -> A
     return meth
 
 
-def _result(res: Any, layout: Layout, codec: Codec, run: Objective) -> OptimizeResult:
-    out = OptimizeResult(res)
-    out["x"] = layout.build(
-        codec.unflatten(np.asarray(res.x, dtype=np.float64), for_objective=False)
-    )
-    jac = res.get("jac")
-    if "grad" in res and isinstance(jac, list):  # trust-constr: jac holds the constraints'
-        out["constr_jac"] = jac
-        jac = res.grad
-    if isinstance(jac, np.ndarray) and jac.shape == (layout.n,) and np.isrealobj(jac):
-        out["jac"] = layout.build(codec.unflatten(jac.astype(np.float64), for_objective=False))
-    else:
-        out["jac"] = None
-    out["fun"] = float(np.asarray(res.fun).reshape(()))
-    out["success"] = bool(res.get("success", False))
-    out["status"] = int(res.get("status", 0))
-    out["message"] = str(res.get("message", ""))
-    # our own counts are the evaluations that really ran (SciPy also counts its cache hits and
-    # misses some re-evaluations); they agree with SciPy's wherever SciPy counts them all
-    out["nfev"] = run.nfev
-    out["njev"] = run.njev if run.njev else int(res.get("njev", 0))
-    if run.nhev:
-        out["nhev"] = run.nhev
-    out["nit"] = int(res.get("nit", run.nit))
-    return out
-
-
 def _check_hessians(
     name: str, mode: Mode, hess: Any, hessp: Any, n: int, method: Any, has_ad: bool
 ) -> tuple[Any, Any]:
@@ -296,79 +236,6 @@ def _jac_mode(jac: Any) -> Mode:
     raise ValueError(
         f"jac must be True, 'autodiff', a callable, None, or one of {FD_STRATEGIES}; got {jac!r}"
     )
-
-
-def _low_precision(layout: Layout) -> bool:
-    """True when some entry is stored with less precision than float64."""
-    return any(dt is None or dt.itemsize < 8 for dt in layout.np_dtypes)
-
-
-def _best_raw(run: Objective, x0_flat: np.ndarray, message: str, status: int) -> Any:
-    """The best finite point seen (x0 if none), flat, for a run that ended badly."""
-    found = run.best_x is not None
-    return scipy.optimize.OptimizeResult(
-        x=run.best_x if run.best_x is not None else x0_flat,
-        fun=run.best_f if found else math.nan,
-        jac=None,
-        success=False,
-        status=status,
-        message=message,
-        nfev=run.nfev,
-        njev=run.njev,
-        nit=run.nit,
-    )
-
-
-def _best_result(
-    run: Objective, layout: Layout, codec: Codec, x0_flat: np.ndarray, message: str, status: int
-) -> OptimizeResult:
-    return _result(_best_raw(run, x0_flat, message, status), layout, codec, run)
-
-
-def _note(exc: BaseException, note: str) -> None:
-    """PEP 678 note (Python >= 3.11); on older Pythons the attached result must do."""
-    add_note = getattr(exc, "add_note", None)
-    if add_note is not None:
-        add_note(note)
-
-
-def _attach(exc: BaseException, result: OptimizeResult) -> None:
-    """Give an exception leaving ``minimize`` the best point so far (unless it has one)."""
-    if getattr(exc, "dict_minimize_result", None) is None:
-        with contextlib.suppress(AttributeError, TypeError):  # exotic exception types
-            exc.dict_minimize_result = result  # type: ignore[attr-defined]
-
-
-def _precision_checks(
-    out: OptimizeResult, name: str, layout: Layout, flat_jac: Any, fd_hessp: bool
-) -> None:
-    """Catch the float32 traps that leave SciPy's report misleading."""
-    if not _low_precision(layout):
-        return
-    if name == "newton-cg" and fd_hessp and out.success and out.nit <= 1:
-        # the flat float64 gradient SciPy saw: no conversion of low-precision tensors needed
-        if flat_jac is None or np.any(np.asarray(flat_jac) != 0):
-            out["success"] = False
-            out["message"] += (
-                " (dict_minimize: Newton-CG stopped at x0 without progress: its finite-difference "
-                "Hessian is noise at float32 precision)"
-            )
-            warnings.warn(
-                "Newton-CG with a finite-difference Hessian on low-precision parameters returned "
-                "x0 unchanged: pass jac='autodiff' (exact Hessian-vector products) or hessp=..., "
-                "or use float64 parameters",
-                PrecisionWarning,
-                stacklevel=4,
-            )
-    elif name == "l-bfgs-b" and "ABNORMAL" in out.message.upper():
-        warnings.warn(
-            f"L-BFGS-B stopped with {out.message!r} on low-precision parameters: the "
-            "objective's value and gradient disagree at the precision L-BFGS-B asks for. Use "
-            "float64 parameters, or loosen the tolerance: options={'ftol': 1e-6} for float32, "
-            "options={'gtol': 1e-2} for float16/bfloat16",
-            PrecisionWarning,
-            stacklevel=4,
-        )
 
 
 def minimize(
@@ -571,33 +438,17 @@ def solve(
     package's contract, where :func:`minimize` is strict: a non-finite objective at ``x0`` and
     bounds with a method that ignores them are warnings, not errors.
     """
-    if not callable(fun):
-        raise TypeError(f"fun must be callable; got a {type_name(fun)}")
-    if not isinstance(x0, Mapping) and (compat or not is_pytree_node(x0)):
-        raise TypeError(
-            f"x0 must be a dict (or other Mapping) of tensors; got a {type_name(x0)}. "
-            "Wrap a single tensor as {'x': tensor}."
-        )
-    if not isinstance(args, tuple):
-        args = (args,)
+    args = check_common(fun, x0, args, backend, jit, compat=compat)
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be callable; got a {type_name(callback)}")
     if options is not None and not isinstance(options, Mapping):
         raise TypeError(f"options must be a dict; got a {type_name(options)}")
-    if backend is not None and not isinstance(backend, str):
-        raise TypeError(f"backend must be a string; got a {type_name(backend)}")
     if nonfinite not in ("inf", "raise"):
         raise ValueError(f"nonfinite must be 'inf' or 'raise'; got {nonfinite!r}")
-    if jit is not None and not isinstance(jit, bool):
-        raise TypeError(f"jit must be None, True or False; got a {type_name(jit)}")
-    if isinstance(x0, Mapping) and len(x0) == 0:
-        raise ValueError("x0 is empty: there is nothing to optimize")
     record, keep_x = check_trace_arg(trace)
     limit = check_time_limit(time_limit)
 
-    be, layout, x0_leaves = _prepare_x0(x0, backend, compat)
-    codec = be.make_codec(layout)
-    bounds = make_bounds(lb_dict, ub_dict, layout, be)
+    be, layout, codec, _, x0_flat, bounds = prepare(x0, backend, lb_dict, ub_dict, compat=compat)
     has_constraints = constraints is not None and not (
         isinstance(constraints, (list, tuple)) and len(constraints) == 0
     )
@@ -693,9 +544,6 @@ def solve(
     hessp_flat = run.hessp if hessp is not None else None
 
     flat_constraints, constraint_calls = make_constraints(constraints, layout, codec, be, name, jit)
-
-    # x0 -> float64 through the codec: one transfer, and x0 itself is only read
-    _, x0_flat = codec.flatten(None, x0_leaves)
 
     monitor = None
     if watch:
@@ -822,60 +670,6 @@ def solve(
     if report:
         print(f"{out.message}\n  fun: {out.fun}  nit: {out.nit}  nfev: {out.nfev}")
     return out
-
-
-def _first_row(monitor: Monitor, run: Objective) -> Callable:
-    """The objective's hook for its first evaluation: row 0 of the trace."""
-
-    def first(x: np.ndarray, f: float, g: np.ndarray | None) -> None:
-        norm = math.nan if g is None else float(np.linalg.norm(g))
-        row_x = run.x_dict(x, False) if monitor.keep_x else None
-        monitor.first(f, norm, run.nfev, run.njev, row_x)
-
-    return first
-
-
-def _add_trace(out: OptimizeResult, monitor: Monitor | None, final: bool = False) -> None:
-    """``res.trace``; with ``final``, a last row for a result that is not the last iterate
-    (COBYLA returns its best point, a run may end on a point no iteration reported)."""
-    if monitor is None or monitor.trace is None:
-        return
-    tr = monitor.trace
-    if final and len(tr) and math.isfinite(out.fun) and out.fun != tr.fun[-1]:
-        tr.append(
-            out.fun,
-            nfev=out.nfev,
-            njev=out.njev,
-            time=monitor.elapsed(),
-            nit=int(tr.nit[-1]) + 1,
-            x=copy.deepcopy(out.x) if monitor.keep_x else None,
-        )
-    out["trace"] = tr
-
-
-def _prepare_x0(x0: Any, backend: str | None, compat: bool) -> tuple[Any, Layout, list]:
-    """(backend, layout, leaves) of ``x0``, nested or flat; Python floats become 0-d tensors."""
-    tree, keys, leaves = x0_items(x0)
-    if compat and tree is not None:
-        k = next(k for k, v in x0.items() if is_container(v))
-        raise TypeError(
-            f"x0_dict[{fmt_key(k)}] is a {type_name(x0[k])}: the drop-in minimize takes a flat "
-            "dict of tensors, as the original did; for nested parameters use "
-            "dict_minimize.minimize"
-        )
-    floats = [] if compat else [i for i, v in enumerate(leaves) if type(v) is float]
-    if backend is not None:
-        be = get_backend(backend)
-    else:
-        skip = set(floats)
-        tensors = {k: leaves[i] for i, k in enumerate(keys) if i not in skip}
-        be = detect(tensors) if tensors else get_backend("numpy")
-    if floats:
-        leaves = list(leaves)
-        for i in floats:
-            leaves[i] = float_leaf(be.name, leaves[i])
-    layout = make_layout(x0, be, items=(tree, keys, leaves))
-    return be, layout, leaves
 
 
 def _check_custom_result(res: Any, method: Any, n: int) -> None:

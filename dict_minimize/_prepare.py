@@ -1,0 +1,89 @@
+"""The preparation every entry point shares, before SciPy starts.
+
+``minimize``, ``least_squares`` and ``root`` (and the helpers built on them) check their common
+arguments, lay out ``x0`` (backend, layout, codec, the float64 start vector) and flatten the
+bounds here, once, in one way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+import numpy as np
+from scipy.optimize import Bounds
+
+from dict_minimize._bounds import make_bounds
+from dict_minimize._errors import fmt_key, type_name
+from dict_minimize._layout import Layout, make_layout, x0_items
+from dict_minimize._tree import is_container, is_pytree_node
+from dict_minimize._types import Backend, Codec
+from dict_minimize.backends import detect, float_leaf, get_backend
+
+
+class Prepared(NamedTuple):
+    """x0 laid out: its backend, layout, codec, leaves and float64 vector; the bounds."""
+
+    backend: Backend
+    layout: Layout
+    codec: Codec
+    leaves: list[Any]
+    x0_flat: np.ndarray
+    bounds: Bounds | None
+
+
+def check_common(
+    fun: Any, x0: Any, args: Any, backend: Any, jit: Any, *, compat: bool = False
+) -> tuple:
+    """The checks every entry point makes first; returns ``args`` as a tuple."""
+    if not callable(fun):
+        raise TypeError(f"fun must be callable; got a {type_name(fun)}")
+    if not isinstance(x0, Mapping) and (compat or not is_pytree_node(x0)):
+        raise TypeError(
+            f"x0 must be a dict (or other Mapping) of tensors; got a {type_name(x0)}. "
+            "Wrap a single tensor as {'x': tensor}."
+        )
+    if backend is not None and not isinstance(backend, str):
+        raise TypeError(f"backend must be a string; got a {type_name(backend)}")
+    if jit is not None and not isinstance(jit, bool):
+        raise TypeError(f"jit must be None, True or False; got a {type_name(jit)}")
+    if isinstance(x0, Mapping) and len(x0) == 0:
+        raise ValueError("x0 is empty: there is nothing to optimize")
+    return args if isinstance(args, tuple) else (args,)
+
+
+def prepare(
+    x0: Any, backend: str | None, lb_dict: Any, ub_dict: Any, *, compat: bool = False
+) -> Prepared:
+    """Lay out ``x0`` and flatten the bounds (``x0`` is only read)."""
+    be, layout, leaves = prepare_x0(x0, backend, compat)
+    codec = be.make_codec(layout)
+    bounds = make_bounds(lb_dict, ub_dict, layout, be)
+    # x0 -> float64 through the codec: one transfer, and x0 itself is only read
+    _, x0_flat = codec.flatten(None, leaves)
+    return Prepared(be, layout, codec, leaves, x0_flat, bounds)
+
+
+def prepare_x0(x0: Any, backend: str | None, compat: bool) -> tuple[Any, Layout, list]:
+    """(backend, layout, leaves) of ``x0``, nested or flat; Python floats become 0-d tensors."""
+    tree, keys, leaves = x0_items(x0)
+    if compat and tree is not None:
+        k = next(k for k, v in x0.items() if is_container(v))
+        raise TypeError(
+            f"x0_dict[{fmt_key(k)}] is a {type_name(x0[k])}: the drop-in minimize takes a flat "
+            "dict of tensors, as the original did; for nested parameters use "
+            "dict_minimize.minimize"
+        )
+    floats = [] if compat else [i for i, v in enumerate(leaves) if type(v) is float]
+    if backend is not None:
+        be = get_backend(backend)
+    else:
+        skip = set(floats)
+        tensors = {k: leaves[i] for i, k in enumerate(keys) if i not in skip}
+        be = detect(tensors) if tensors else get_backend("numpy")
+    if floats:
+        leaves = list(leaves)
+        for i in floats:
+            leaves[i] = float_leaf(be.name, leaves[i])
+    layout = make_layout(x0, be, items=(tree, keys, leaves))
+    return be, layout, leaves

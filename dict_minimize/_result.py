@@ -1,0 +1,191 @@
+"""What a run hands back: the result with dicts like ``x0``, and the checks made on it.
+
+:func:`_result` turns SciPy's flat result into an :class:`OptimizeResult` (``x`` and ``jac``
+as dicts through the codec, our own evaluation counts); a run that ended badly returns the best
+point seen (:func:`_best_result`); exceptions leaving a run carry it (:func:`_attach`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import scipy.optimize
+
+from dict_minimize._layout import Layout
+from dict_minimize._objective import Objective
+from dict_minimize._trace import Monitor
+from dict_minimize._types import Codec
+
+
+class OptimizeResult(scipy.optimize.OptimizeResult):
+    """SciPy's ``OptimizeResult`` with ``x`` and ``jac`` as dicts shaped like ``x0``.
+
+    Attributes:
+        x: the solution, a mapping of the same type, key order, tensor type, dtype, shape and
+            device as ``x0``.
+        jac: the gradient at ``x`` in the same form, or None for methods that do not use one.
+        fun: the objective at ``x`` (a float).
+        nfev: number of objective evaluations.
+        njev: number of gradient evaluations.
+        nit: number of iterations.
+        success: whether SciPy reports success.
+        status: SciPy's termination code (99: a callback raised ``StopIteration``).
+        message: SciPy's description of the termination.
+
+    Every other field SciPy returns (``hess_inv``, ``maxcv``, ...) is kept unchanged, on the
+    flat float64 vector in the layout's order. For trust-constr, SciPy's list of constraint
+    Jacobians moves from ``jac`` to ``constr_jac``, and ``jac`` holds the objective's gradient.
+
+    Example:
+        >>> import numpy as np
+        >>> from dict_minimize import minimize
+        >>> res = minimize(lambda d: (float((d["a"] ** 2).sum()), {"a": 2 * d["a"]}),
+        ...                {"a": np.ones(3)})
+        >>> res.success, res.x["a"].shape, res.fun < 1e-12
+        (True, (3,), True)
+    """
+
+
+class PrecisionWarning(UserWarning):
+    """A run that low-precision (float16/bfloat16/float32) parameters have likely spoiled.
+
+    Example:
+        >>> import warnings
+        >>> from dict_minimize import PrecisionWarning
+        >>> warnings.simplefilter("error", PrecisionWarning)  # make the traps fatal
+    """
+
+
+def _result(res: Any, layout: Layout, codec: Codec, run: Objective) -> OptimizeResult:
+    out = OptimizeResult(res)
+    out["x"] = layout.build(
+        codec.unflatten(np.asarray(res.x, dtype=np.float64), for_objective=False)
+    )
+    jac = res.get("jac")
+    if "grad" in res and isinstance(jac, list):  # trust-constr: jac holds the constraints'
+        out["constr_jac"] = jac
+        jac = res.grad
+    if isinstance(jac, np.ndarray) and jac.shape == (layout.n,) and np.isrealobj(jac):
+        out["jac"] = layout.build(codec.unflatten(jac.astype(np.float64), for_objective=False))
+    else:
+        out["jac"] = None
+    out["fun"] = float(np.asarray(res.fun).reshape(()))
+    out["success"] = bool(res.get("success", False))
+    out["status"] = int(res.get("status", 0))
+    out["message"] = str(res.get("message", ""))
+    # our own counts are the evaluations that really ran (SciPy also counts its cache hits and
+    # misses some re-evaluations); they agree with SciPy's wherever SciPy counts them all
+    out["nfev"] = run.nfev
+    out["njev"] = run.njev if run.njev else int(res.get("njev", 0))
+    if run.nhev:
+        out["nhev"] = run.nhev
+    out["nit"] = int(res.get("nit", run.nit))
+    return out
+
+
+def _low_precision(layout: Layout) -> bool:
+    """True when some entry is stored with less precision than float64."""
+    return any(dt is None or dt.itemsize < 8 for dt in layout.np_dtypes)
+
+
+def _best_raw(run: Objective, x0_flat: np.ndarray, message: str, status: int) -> Any:
+    """The best finite point seen (x0 if none), flat, for a run that ended badly."""
+    found = run.best_x is not None
+    return scipy.optimize.OptimizeResult(
+        x=run.best_x if run.best_x is not None else x0_flat,
+        fun=run.best_f if found else math.nan,
+        jac=None,
+        success=False,
+        status=status,
+        message=message,
+        nfev=run.nfev,
+        njev=run.njev,
+        nit=run.nit,
+    )
+
+
+def _best_result(
+    run: Objective, layout: Layout, codec: Codec, x0_flat: np.ndarray, message: str, status: int
+) -> OptimizeResult:
+    return _result(_best_raw(run, x0_flat, message, status), layout, codec, run)
+
+
+def _note(exc: BaseException, note: str) -> None:
+    """PEP 678 note (Python >= 3.11); on older Pythons the attached result must do."""
+    add_note = getattr(exc, "add_note", None)
+    if add_note is not None:
+        add_note(note)
+
+
+def _attach(exc: BaseException, result: OptimizeResult) -> None:
+    """Give an exception leaving ``minimize`` the best point so far (unless it has one)."""
+    if getattr(exc, "dict_minimize_result", None) is None:
+        with contextlib.suppress(AttributeError, TypeError):  # exotic exception types
+            exc.dict_minimize_result = result  # type: ignore[attr-defined]
+
+
+def _precision_checks(
+    out: OptimizeResult, name: str, layout: Layout, flat_jac: Any, fd_hessp: bool
+) -> None:
+    """Catch the float32 traps that leave SciPy's report misleading."""
+    if not _low_precision(layout):
+        return
+    if name == "newton-cg" and fd_hessp and out.success and out.nit <= 1:
+        # the flat float64 gradient SciPy saw: no conversion of low-precision tensors needed
+        if flat_jac is None or np.any(np.asarray(flat_jac) != 0):
+            out["success"] = False
+            out["message"] += (
+                " (dict_minimize: Newton-CG stopped at x0 without progress: its finite-difference "
+                "Hessian is noise at float32 precision)"
+            )
+            warnings.warn(
+                "Newton-CG with a finite-difference Hessian on low-precision parameters returned "
+                "x0 unchanged: pass jac='autodiff' (exact Hessian-vector products) or hessp=..., "
+                "or use float64 parameters",
+                PrecisionWarning,
+                stacklevel=4,
+            )
+    elif name == "l-bfgs-b" and "ABNORMAL" in out.message.upper():
+        warnings.warn(
+            f"L-BFGS-B stopped with {out.message!r} on low-precision parameters: the "
+            "objective's value and gradient disagree at the precision L-BFGS-B asks for. Use "
+            "float64 parameters, or loosen the tolerance: options={'ftol': 1e-6} for float32, "
+            "options={'gtol': 1e-2} for float16/bfloat16",
+            PrecisionWarning,
+            stacklevel=4,
+        )
+
+
+def _first_row(monitor: Monitor, run: Objective) -> Callable:
+    """The objective's hook for its first evaluation: row 0 of the trace."""
+
+    def first(x: np.ndarray, f: float, g: np.ndarray | None) -> None:
+        norm = math.nan if g is None else float(np.linalg.norm(g))
+        row_x = run.x_dict(x, False) if monitor.keep_x else None
+        monitor.first(f, norm, run.nfev, run.njev, row_x)
+
+    return first
+
+
+def _add_trace(out: OptimizeResult, monitor: Monitor | None, final: bool = False) -> None:
+    """``res.trace``; with ``final``, a last row for a result that is not the last iterate
+    (COBYLA returns its best point, a run may end on a point no iteration reported)."""
+    if monitor is None or monitor.trace is None:
+        return
+    tr = monitor.trace
+    if final and len(tr) and math.isfinite(out.fun) and out.fun != tr.fun[-1]:
+        tr.append(
+            out.fun,
+            nfev=out.nfev,
+            njev=out.njev,
+            time=monitor.elapsed(),
+            nit=int(tr.nit[-1]) + 1,
+            x=copy.deepcopy(out.x) if monitor.keep_x else None,
+        )
+    out["trace"] = tr
