@@ -13,9 +13,11 @@ Example:
 
 from dict_minimize._compare import compare, compare_table
 from dict_minimize._constraints import LinearConstraint, NonlinearConstraint
+from dict_minimize._least_squares import least_squares
 from dict_minimize._many import minimize_many, multistart
 from dict_minimize._minimize import METHODS, OptimizeResult, PrecisionWarning, minimize
 from dict_minimize._objective import NonFiniteError
+from dict_minimize._root import root
 from dict_minimize._trace import Trace
 from dict_minimize._version import __version__
 
@@ -30,7 +32,9 @@ __all__ = [
     "__version__",
     "compare",
     "compare_table",
+    "least_squares",
     "minimize",
     "minimize_many",
     "multistart",
+    "root",
 ]

@@ -284,9 +284,11 @@ def test_generic_api_public_surface() -> None:
         "__version__",
         "compare",
         "compare_table",
+        "least_squares",
         "minimize",
         "minimize_many",
         "multistart",
+        "root",
     }
     for name in dict_minimize.__all__:
         obj = getattr(dict_minimize, name)

@@ -1,0 +1,383 @@
+"""``scipy.optimize.least_squares`` over a dict of tensors.
+
+``fun(x_dict, *args)`` returns the residuals: one tensor of any shape, or a dict of residual
+tensors (concatenated in the dict's key order at the first call). SciPy works on the flat float64
+vector, as for :func:`~dict_minimize.minimize`; the preparation is the shared one of
+:mod:`dict_minimize._prepare`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+import scipy.optimize
+
+from dict_minimize._errors import fmt_key, fmt_keys, type_name
+from dict_minimize._layout import Layout, values_by_key
+from dict_minimize._prepare import Prepared, check_common, prepare
+from dict_minimize._result import OptimizeResult
+from dict_minimize._types import Backend, Codec
+
+#: the finite-difference schemes SciPy's least_squares offers on real residuals
+FD_SCHEMES = ("2-point", "3-point")
+LSQ_METHODS = ("trf", "dogbox", "lm")
+
+
+def _shape(t: Any) -> tuple[int, ...]:
+    shape = getattr(t, "shape", None)
+    if shape is None:
+        return tuple(np.shape(t))
+    return tuple(-1 if d is None else int(d) for d in shape)
+
+
+class Residuals:
+    """The structure of ``fun``'s residuals: fixed at the first call, checked at every other."""
+
+    def __init__(self, backend: Backend, where: str = "fun") -> None:
+        self.backend = backend
+        self.where = where
+        self.keys: list[Any] | None = None  # None: one tensor
+        self.shapes: list[tuple[int, ...]] | None = None
+
+    @property
+    def sizes(self) -> list[int]:
+        assert self.shapes is not None
+        return [int(np.prod(s)) for s in self.shapes]
+
+    @property
+    def m(self) -> int:
+        return sum(self.sizes)
+
+    def parts(self, out: Any) -> list[Any]:
+        """The residual tensors in the fixed order, checked against the first call."""
+        if isinstance(out, Mapping):
+            keys = list(out.keys())
+            if self.shapes is None:
+                if not keys:
+                    raise ValueError(f"{self.where} returned an empty dict of residuals")
+                self.keys = keys
+                self.shapes = [_shape(out[k]) for k in keys]
+                return [out[k] for k in keys]
+            if self.keys is None:
+                raise ValueError(
+                    f"{self.where} returned a dict of residuals, but a single tensor at its "
+                    "first call: it must return the same structure every time"
+                )
+            known = set(self.keys)
+            missing = [k for k in self.keys if k not in out]
+            extra = [k for k in keys if k not in known]
+            if missing or extra:
+                raise ValueError(
+                    f"{self.where} returned residual keys that changed since its first call: "
+                    f"missing {fmt_keys(missing) if missing else 'none'}, "
+                    f"new {fmt_keys(extra) if extra else 'none'}"
+                )
+            parts = [out[k] for k in self.keys]
+            for k, p, s in zip(self.keys, parts, self.shapes, strict=True):
+                self._check_shape(_shape(p), s, f"residual {fmt_key(k)}")
+            return parts
+        if self.shapes is None:
+            self.shapes = [_shape(out)]
+            return [out]
+        if self.keys is not None:
+            raise ValueError(
+                f"{self.where} returned a {type_name(out)}, but a dict of residuals (keys "
+                f"{fmt_keys(self.keys)}) at its first call: it must return the same structure"
+            )
+        self._check_shape(_shape(out), self.shapes[0], "the residuals")
+        return [out]
+
+    def _check_shape(self, got: tuple, first: tuple, what: str) -> None:
+        if -1 not in got and -1 not in first and got != first:
+            raise ValueError(
+                f"{self.where}: {what} changed shape from {first} at the first call to {got}"
+            )
+
+    def flat_numpy(self, out: Any) -> np.ndarray:
+        """The residuals as one float64 vector."""
+        arrs = [_to_np(self.backend, p).reshape(-1) for p in self.parts(out)]
+        return arrs[0] if len(arrs) == 1 else np.concatenate(arrs)
+
+    def flat_tensor(self, out: Any) -> Any:
+        """The residuals as one tensor of the framework (what autodiff differentiates)."""
+        parts = self.parts(out)
+        if len(parts) == 1:
+            return parts[0]
+        name = self.backend.name
+        if name == "torch":
+            import torch
+
+            return torch.cat([p.reshape(-1) for p in parts])
+        if name == "jax":
+            import jax.numpy as jnp
+
+            return jnp.concatenate([jnp.reshape(p, (-1,)) for p in parts])
+        if name == "tensorflow":
+            import tensorflow as tf
+
+            flat = [tf.reshape(p, [-1]) for p in parts]
+            return tf.concat([tf.cast(f, flat[0].dtype) for f in flat], 0)
+        return np.concatenate([np.reshape(p, -1) for p in parts])
+
+    def shaped(self, flat: np.ndarray) -> Any:
+        """A flat float64 residual vector in the user's shape (a dict when ``fun`` gives one)."""
+        assert self.shapes is not None
+        flat = np.asarray(flat, dtype=np.float64)
+        if self.keys is None:
+            return flat.reshape(self.shapes[0])
+        out, start = {}, 0
+        for k, s, size in zip(self.keys, self.shapes, self.sizes, strict=True):
+            out[k] = flat[start : start + size].reshape(s)
+            start += size
+        return out
+
+
+def _to_np(backend: Backend, v: Any) -> np.ndarray:
+    if isinstance(v, (np.ndarray, np.generic, float, int, list, tuple)):
+        return np.asarray(v, dtype=np.float64)
+    return np.asarray(backend.to_numpy(v), dtype=np.float64)
+
+
+def user_jacobian(
+    jac_out: Any, res: Residuals, layout: Layout, backend: Backend, where: str = "jac"
+) -> np.ndarray:
+    """The ``(m, n)`` float64 Jacobian from what a user's ``jac`` returned.
+
+    An ``(m, n)`` array, ``{x_key: block}`` (one residual tensor) or ``{res_key: {x_key:
+    block}}``; a block has the shape ``residual_shape + x0[key].shape`` (as ``jax.jacrev``
+    gives), and blocks are matched by key, never by position.
+    """
+    m, n = res.m, layout.n
+    if not isinstance(jac_out, Mapping):
+        a = _to_np(backend, jac_out)
+        if a.size != m * n or (a.ndim == 2 and a.shape != (m, n)):
+            raise ValueError(
+                f"{where} returned an array of shape {a.shape}; expected the (m, n) = ({m}, {n}) "
+                "Jacobian, or a dict of blocks keyed like x0"
+            )
+        return a.reshape(m, n)
+    if res.keys is None:
+        rows = [(None, jac_out)]
+    else:
+        missing = [k for k in res.keys if k not in jac_out]
+        if missing:
+            raise ValueError(
+                f"{where} returned a dict without the residual key(s) {fmt_keys(missing)}: "
+                "for a dict of residuals, give {res_key: {x_key: block}}"
+            )
+        rows = [(k, jac_out[k]) for k in res.keys]
+    assert res.shapes is not None
+    out = np.empty((m, n))
+    start = 0
+    for (rk, blocks), rshape, rsize in zip(rows, res.shapes, res.sizes, strict=True):
+        what = f"{where} blocks" + ("" if rk is None else f" of residual {fmt_key(rk)}")
+        if not isinstance(blocks, Mapping):
+            raise TypeError(f"the {what} must be a dict keyed like x0; got a {type_name(blocks)}")
+        values = values_by_key(blocks, layout, what=what)
+        for i, v in enumerate(values):
+            a = _to_np(backend, v)
+            if a.size != rsize * layout.sizes[i]:
+                raise ValueError(
+                    f"the {what}: the block for {fmt_key(layout.keys[i])} has shape {a.shape}; "
+                    f"expected {tuple(rshape) + tuple(layout.shapes[i])}"
+                )
+            out[start : start + rsize, layout.slice_of(i)] = a.reshape(rsize, layout.sizes[i])
+        start += rsize
+    return out
+
+
+class ResidualProblem:
+    """``fun`` (and its Jacobian) on SciPy's flat float64 vector; shared with :func:`root`."""
+
+    def __init__(
+        self, fun: Callable, args: tuple, prep: Prepared, jac: Any, jit: bool | None, where: str
+    ) -> None:
+        self.fun, self.args = fun, args
+        self.backend: Backend = prep.backend
+        self.layout: Layout = prep.layout
+        self.codec: Codec = prep.codec
+        self.res = Residuals(self.backend, where)
+        self.ad: Any = None
+        if isinstance(jac, str) and jac == "autodiff":
+            if self.backend.vector_ad is None:
+                raise ValueError(
+                    f"jac='autodiff' needs a framework with automatic differentiation, and x0 "
+                    f"holds {self.backend.name} arrays; give jac as a callable, or use "
+                    "finite differences ('2-point')"
+                )
+            res = self.res
+
+            def cfun(x_dict: Any, *a: Any) -> Any:
+                return res.flat_tensor(fun(x_dict, *a))
+
+            self.ad = self.backend.vector_ad(self.layout, self.codec, cfun, args, jit=jit)
+        self.user_jac = jac if callable(jac) else None
+
+    def as_dict(self, x: np.ndarray) -> Any:
+        """A flat float64 vector over x as a dict like ``x0`` (plain tensors)."""
+        return self.layout.build(
+            self.codec.unflatten(np.asarray(x, dtype=np.float64), for_objective=False)
+        )
+
+    def value(self, x: np.ndarray) -> np.ndarray:
+        if self.ad is not None:
+            return np.asarray(self.ad.value(x), dtype=np.float64).reshape(-1)
+        return self.res.flat_numpy(self.fun(self.as_dict(x), *self.args))
+
+    def jacobian(self, x: np.ndarray) -> np.ndarray:
+        if self.ad is not None:
+            return np.asarray(self.ad.jacobian(x), dtype=np.float64)
+        assert self.user_jac is not None
+        if self.res.shapes is None:  # jac before any fun call: learn the residuals' structure
+            self.value(x)
+        out = self.user_jac(self.as_dict(x), *self.args)
+        return user_jacobian(out, self.res, self.layout, self.backend)
+
+
+def _check_jac(jac: Any) -> None:
+    if isinstance(jac, str) and jac == "cs":
+        raise ValueError(
+            "jac='cs' (complex step) is not available: the dict bridge hands fun real tensors "
+            "of x0's dtypes; use 'autodiff', '2-point' or '3-point'"
+        )
+    if not (callable(jac) or (isinstance(jac, str) and jac in ("autodiff", *FD_SCHEMES))):
+        raise ValueError(f"jac must be 'autodiff', a callable, '2-point' or '3-point'; got {jac!r}")
+
+
+def least_squares(
+    fun: Callable,
+    x0: Mapping[Any, Any],
+    *,
+    jac: Any = "autodiff",
+    args: tuple = (),
+    lb_dict: Mapping[Any, Any] | None = None,
+    ub_dict: Mapping[Any, Any] | None = None,
+    method: str = "trf",
+    loss: str | Callable = "linear",
+    f_scale: float = 1.0,
+    x_scale: Any = 1.0,
+    diff_step: Any = None,
+    ftol: float | None = 1e-8,
+    xtol: float | None = 1e-8,
+    gtol: float | None = 1e-8,
+    max_nfev: int | None = None,
+    tr_solver: str | None = None,
+    tr_options: Mapping[str, Any] | None = None,
+    verbose: int = 0,
+    backend: str | None = None,
+    jit: bool | None = None,
+) -> OptimizeResult:
+    """``scipy.optimize.least_squares`` with ``x0`` (and the result) a dict of tensors.
+
+    Minimizes ``0.5 * sum(loss(r_i(x) ** 2))`` over the residuals ``r = fun(x_dict, *args)``:
+    one tensor of any shape, or a dict of residual tensors, concatenated in the dict's key order
+    at the first call (later calls must return the same keys and shapes).
+
+    With ``jac='autodiff'`` the Jacobian comes from the framework (PyTorch, JAX, TensorFlow):
+    JAX uses reverse mode when there are fewer residuals than parameters and forward mode
+    otherwise; PyTorch uses reverse mode, every row in one batched backward pass (``vmap`` of
+    vector-Jacobian products; a loop where an operation has no batching rule); TensorFlow
+    uses ``GradientTape.jacobian`` (reverse mode, vectorized).
+
+    Args:
+        fun: ``fun(x_dict, *args)`` returns the residuals (a tensor or a dict of tensors).
+        x0: the start, a dict (or nested dict) of tensors; only read.
+        jac: ``'autodiff'``; a callable ``jac(x_dict, *args)`` returning the ``(m, n)`` Jacobian
+            or blocks ``{x_key: array of shape residual_shape + x0[key].shape}`` (for a dict of
+            residuals ``{res_key: {x_key: block}}``); or ``'2-point'`` / ``'3-point'`` (SciPy's
+            finite differences). ``'cs'`` is not available (the tensors are real).
+        args: extra positional arguments for ``fun`` and ``jac``.
+        lb_dict: lower bounds keyed like ``x0`` (scalars or arrays); not with ``method='lm'``.
+        ub_dict: upper bounds keyed like ``x0``.
+        method: ``'trf'``, ``'dogbox'`` or ``'lm'``.
+        loss: as for SciPy (``'linear'``, ``'soft_l1'``, ``'huber'``, ``'cauchy'``,
+            ``'arctan'`` or a callable).
+        f_scale: as for SciPy.
+        x_scale: as for SciPy: a float, an array over the flat vector, or ``'jac'``.
+        diff_step: as for SciPy (finite differences only).
+        ftol: as for SciPy.
+        xtol: as for SciPy.
+        gtol: as for SciPy.
+        max_nfev: as for SciPy.
+        tr_solver: as for SciPy.
+        tr_options: as for SciPy.
+        verbose: as for SciPy.
+        backend: force a backend by name; by default the one of ``x0``'s tensors.
+        jit: compile the autodiff residuals (JAX, TensorFlow); None for the backend's default.
+
+    Returns:
+        OptimizeResult: SciPy's fields, with ``x`` and ``grad`` (``J^T r``, the gradient of the
+        cost) as dicts like ``x0``, ``active_mask`` as a dict of int arrays shaped like ``x0``'s
+        entries, ``fun`` the residuals at ``x`` as float64 NumPy arrays in the user's shape (a
+        dict when ``fun`` returns one), and ``jac`` the ``(m, n)`` float64 Jacobian array as
+        SciPy gives it (columns in ``x0``'s flattened key order), plus ``cost``, ``optimality``,
+        ``status``, ``message``, ``success``, ``nfev`` and ``njev``.
+
+    Example:
+        >>> import numpy as np
+        >>> from dict_minimize import least_squares
+        >>> t = np.linspace(0, 1, 20)
+        >>> y = 2.0 * np.exp(-1.5 * t)
+        >>> res = least_squares(lambda d: d["a"] * np.exp(-d["k"] * t) - y,
+        ...                     {"a": np.array(1.0), "k": np.array(1.0)}, jac="2-point")
+        >>> round(float(res.x["a"]), 6), round(float(res.x["k"]), 6)
+        (2.0, 1.5)
+    """
+    args = check_common(fun, x0, args, backend, jit)
+    _check_jac(jac)
+    if method not in LSQ_METHODS:
+        raise ValueError(f"method must be one of {LSQ_METHODS}; got {method!r}")
+    prep = prepare(x0, backend, lb_dict, ub_dict)
+    if method == "lm" and prep.bounds is not None:
+        raise ValueError(
+            "method 'lm' does not take bounds: use method='trf' or 'dogbox' with lb_dict/ub_dict"
+        )
+    prob = ResidualProblem(fun, args, prep, jac, jit, "fun")
+    kwargs: dict[str, Any] = {}
+    if tr_solver is not None:
+        kwargs["tr_solver"] = tr_solver
+    if tr_options is not None:
+        kwargs["tr_options"] = dict(tr_options)
+    fd = isinstance(jac, str) and jac in FD_SCHEMES
+    raw = scipy.optimize.least_squares(
+        prob.value,
+        prep.x0_flat,
+        jac=jac if fd else prob.jacobian,
+        bounds=prep.bounds if prep.bounds is not None else (-np.inf, np.inf),
+        method=method,
+        ftol=ftol,
+        xtol=xtol,
+        gtol=gtol,
+        x_scale=x_scale,
+        loss=loss,
+        f_scale=f_scale,
+        diff_step=diff_step,
+        max_nfev=max_nfev,
+        verbose=verbose,
+        **kwargs,
+    )
+    layout = prep.layout
+    out = OptimizeResult(raw)
+    out["x"] = prob.as_dict(raw.x)
+    out["grad"] = prob.as_dict(np.asarray(raw.grad, dtype=np.float64))
+    out["fun"] = prob.res.shaped(raw.fun)
+    out["jac"] = np.asarray(raw.jac, dtype=np.float64)
+    mask = layout.split_numpy(np.asarray(raw.active_mask).astype(int))
+    out["active_mask"] = (
+        layout.factory(zip(layout.keys, mask, strict=True))
+        if layout.tree is None
+        else layout.build(mask)
+    )
+    out["cost"] = float(raw.cost)
+    out["optimality"] = float(raw.optimality)
+    out["status"] = int(raw.status)
+    out["success"] = bool(raw.success)
+    out["message"] = str(raw.message)
+    out["nfev"] = int(raw.nfev)
+    out["njev"] = 0 if raw.njev is None else int(raw.njev)
+    return out
+
+
+__all__ = ["least_squares"]

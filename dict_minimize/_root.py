@@ -1,0 +1,128 @@
+"""``scipy.optimize.root`` over a dict of tensors (the residual conventions of
+:func:`~dict_minimize.least_squares`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+import scipy.optimize
+
+from dict_minimize._errors import type_name
+from dict_minimize._least_squares import ResidualProblem
+from dict_minimize._prepare import check_common, prepare
+from dict_minimize._result import OptimizeResult
+
+#: every method of ``scipy.optimize.root``
+ROOT_METHODS = (
+    "hybr",
+    "lm",
+    "broyden1",
+    "broyden2",
+    "anderson",
+    "linearmixing",
+    "diagbroyden",
+    "excitingmixing",
+    "krylov",
+    "df-sane",
+)
+#: the methods that use a Jacobian
+JAC_METHODS = ("hybr", "lm")
+
+
+def root(
+    fun: Callable,
+    x0: Mapping[Any, Any],
+    *,
+    jac: Any = "autodiff",
+    args: tuple = (),
+    method: str = "hybr",
+    tol: float | None = None,
+    callback: Callable | None = None,
+    options: Mapping[str, Any] | None = None,
+    backend: str | None = None,
+    jit: bool | None = None,
+) -> OptimizeResult:
+    """``scipy.optimize.root`` with ``x0`` (and the result) a dict of tensors.
+
+    Solves ``fun(x_dict, *args) == 0``, where ``fun`` returns a tensor of any shape or a dict of
+    residual tensors (concatenated in the dict's key order at its first call) with as many
+    values in all as ``x0`` has scalars.
+
+    Args:
+        fun: ``fun(x_dict, *args)`` returns the residuals.
+        x0: the start, a dict (or nested dict) of tensors; only read.
+        jac: used by ``'hybr'`` and ``'lm'`` only (ignored by the other methods):
+            ``'autodiff'`` (the framework's Jacobian; NumPy arrays cannot), a callable giving
+            the ``(m, n)`` Jacobian or blocks keyed like ``x0`` (see
+            :func:`~dict_minimize.least_squares`), or None / False for SciPy's finite
+            differences.
+        args: extra positional arguments for ``fun`` and ``jac``.
+        method: any method of ``scipy.optimize.root``.
+        tol: as for SciPy.
+        callback: ``callback(x_dict, f)`` with ``f`` the residuals in the user's shape; SciPy
+            calls it for the methods other than ``'hybr'`` and ``'lm'``.
+        options: as for SciPy.
+        backend: force a backend by name; by default the one of ``x0``'s tensors.
+        jit: compile the autodiff residuals (JAX, TensorFlow); None for the backend's default.
+
+    Returns:
+        OptimizeResult: SciPy's fields, with ``x`` a dict like ``x0`` and ``fun`` the residuals
+        at ``x`` (float64 NumPy arrays in the user's shape, a dict when ``fun`` returns one).
+
+    Example:
+        >>> import numpy as np
+        >>> from dict_minimize import root
+        >>> res = root(lambda d: np.stack([d["x"] ** 2 + d["y"] ** 2 - 4, d["x"] * d["y"] - 1]),
+        ...            {"x": np.array(2.0), "y": np.array(0.5)}, jac=None)
+        >>> res.success, round(float(res.x["x"] * res.x["y"]), 9)
+        (True, 1.0)
+    """
+    args = check_common(fun, x0, args, backend, jit)
+    if method not in ROOT_METHODS:
+        raise ValueError(f"method must be one of {ROOT_METHODS}; got {method!r}")
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be callable; got a {type_name(callback)}")
+    if options is not None and not isinstance(options, Mapping):
+        raise TypeError(f"options must be a dict; got a {type_name(options)}")
+    uses_jac = method in JAC_METHODS
+    if not (jac is None or jac is False or jac == "autodiff" or callable(jac)):
+        raise ValueError(f"jac must be 'autodiff', a callable, None or False; got {jac!r}")
+    prep = prepare(x0, backend, None, None)
+    use = jac if uses_jac and jac is not None and jac is not False else None
+    prob = ResidualProblem(fun, args, prep, use, jit, "fun")
+    n = prep.layout.n
+
+    def value(x: np.ndarray) -> np.ndarray:
+        r = prob.value(x)
+        if r.size != n:
+            raise ValueError(
+                f"fun returned {r.size} residual values, but x0 has {n} scalars: root needs as "
+                "many equations as unknowns (use least_squares for other counts)"
+            )
+        return r
+
+    kwargs: dict[str, Any] = {}
+    if use is not None:
+        kwargs["jac"] = prob.jacobian
+    if callback is not None:
+        kwargs["callback"] = lambda x, f: callback(prob.as_dict(x), prob.res.shaped(f))
+    raw = scipy.optimize.root(
+        value,
+        prep.x0_flat,
+        method=method,
+        tol=tol,
+        options=dict(options) if options is not None else None,
+        **kwargs,
+    )
+    out = OptimizeResult(raw)
+    out["x"] = prob.as_dict(np.asarray(raw.x, dtype=np.float64).reshape(-1))
+    out["fun"] = prob.res.shaped(np.asarray(raw.fun, dtype=np.float64).reshape(-1))
+    out["success"] = bool(raw.get("success", False))
+    out["status"] = int(raw.get("status", 0))
+    out["message"] = str(raw.get("message", ""))
+    return out
+
+
+__all__ = ["ROOT_METHODS", "root"]
