@@ -83,6 +83,7 @@ from types import ModuleType
 from typing import Any
 
 import numpy as np
+from _shared import available
 from scipy.special import expit, logit
 
 from dict_minimize import minimize
@@ -115,16 +116,6 @@ INSTALL = {
     "betacal": "pip install betacal",
     "matplotlib": "pip install 'dict_minimize[plot]'",
 }
-
-
-def available(name: str) -> bool:
-    """Whether the optional library ``name`` can be imported (without importing it).
-
-    Example:
-        >>> available("numpy"), available("no_such_library_here")
-        (True, False)
-    """
-    return importlib.util.find_spec(name) is not None
 
 
 # --- data and metrics (NumPy) --------------------------------------------------------------------

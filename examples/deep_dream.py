@@ -48,15 +48,14 @@ Run::
 from __future__ import annotations
 
 import argparse
-import contextlib
-import importlib.util
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from _shared import available, torch_threads
 
 from dict_minimize import Trace, compare, compare_table
 
@@ -83,36 +82,6 @@ BLAS_THREADS = 1
 #: threads contending on a busy machine made the default run 20x slower (2.7 min against 8 s)
 TORCH_THREADS = 1
 INSTALL_PLOT = "pip install 'dict_minimize[plot]'"
-
-
-def available(name: str) -> bool:
-    """Whether the optional library ``name`` can be imported (checked without importing it).
-
-    Example:
-        >>> available("numpy"), available("no_such_library_here")
-        (True, False)
-    """
-    return importlib.util.find_spec(name) is not None
-
-
-@contextlib.contextmanager
-def torch_threads(n: int) -> Iterator[None]:
-    """Run the block with PyTorch's intra-op threads set to ``n``, then restore them.
-
-    Example:
-        >>> before = torch.get_num_threads()
-        >>> with torch_threads(1):
-        ...     torch.get_num_threads()
-        1
-        >>> torch.get_num_threads() == before
-        True
-    """
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 # --- data and classifier --------------------------------------------------------------------

@@ -56,14 +56,13 @@ Run::
 from __future__ import annotations
 
 import argparse
-import contextlib
-import importlib.util
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
+from _shared import available, torch_threads
 
 from dict_minimize import Trace, compare, compare_table
 from dict_minimize.testfunctions import TestFunction, flower
@@ -76,36 +75,6 @@ SCIPY_METHODS = ("L-BFGS-B", "BFGS", "Newton-CG")
 #: on a busy machine only add overhead
 TORCH_THREADS = 1
 INSTALL_PLOT = "pip install 'dict_minimize[plot]'"
-
-
-def available(name: str) -> bool:
-    """Whether the optional library ``name`` can be imported (checked without importing it).
-
-    Example:
-        >>> available("numpy"), available("no_such_library_here")
-        (True, False)
-    """
-    return importlib.util.find_spec(name) is not None
-
-
-@contextlib.contextmanager
-def torch_threads(n: int) -> Iterator[None]:
-    """Run the block with PyTorch's intra-op threads set to ``n``, then restore them.
-
-    Example:
-        >>> before = torch.get_num_threads()
-        >>> with torch_threads(1):
-        ...     torch.get_num_threads()
-        1
-        >>> torch.get_num_threads() == before
-        True
-    """
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def optimizers(lrs: Sequence[float] = LRS) -> dict[str, Any]:

@@ -24,6 +24,8 @@ def load_example(name: str) -> ModuleType:
     mod_name = f"_dict_minimize_example_{name}"
     if mod_name in sys.modules:
         return sys.modules[mod_name]
+    if str(EXAMPLES) not in sys.path:  # the scripts import examples/_shared.py, as Python does
+        sys.path.insert(0, str(EXAMPLES))  # for a script run from its own folder
     spec = importlib.util.spec_from_file_location(mod_name, EXAMPLES / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -455,3 +457,12 @@ def test_original_readme_verbatim(framework):
         assert float(value) < 1e-6
     # x0 was only read
     assert not np.allclose(to_numpy(x0["x_half_a"]), to_numpy(result["x_half_a"]))
+
+
+def test_shared_example_helpers() -> None:
+    """examples/_shared.py, which the example scripts import: its doctests run."""
+    import doctest
+
+    pytest.importorskip("torch")
+    result = doctest.testmod(load_example("_shared"))
+    assert result.attempted >= 5 and result.failed == 0
