@@ -7,6 +7,7 @@ bounds here, once, in one way.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
@@ -52,13 +53,85 @@ def check_common(
     return args if isinstance(args, tuple) else (args,)
 
 
+#: the most layouts (and bound vectors) kept for repeated solves
+_CACHE_SIZE = 64
+#: flat NumPy x0 signature -> (backend, layout, codec); (signature, bounds) -> Bounds
+_LAYOUTS: dict[Any, tuple[Backend, Layout, Codec]] = {}
+_BOUNDS: dict[Any, Bounds | None] = {}
+_PLAIN_MAPPINGS = (dict, OrderedDict)
+
+
+def _numpy_signature(x0: Any, backend: str | None, compat: bool) -> Any:
+    """What a flat dict of NumPy arrays and floats is laid out from, or None for any other x0.
+
+    Thousands of small solves of one structure (``minimize_many``, a loop of fits) then lay
+    out x0 once: the layout and codec depend only on this signature (the mapping type, the
+    keys in order, each entry's type, shape and dtype), never on the values.
+    """
+    if type(x0) not in _PLAIN_MAPPINGS or backend not in (None, "numpy"):
+        return None
+    parts: list[Any] = [type(x0), compat, tuple(x0)]
+    for v in x0.values():
+        t = type(v)
+        if t is float and not compat:
+            parts.append(t)
+        elif t is np.ndarray or (isinstance(v, np.generic) and t.__module__ == "numpy"):
+            parts.append((t, v.shape, v.dtype))
+        else:
+            return None
+    return tuple(parts)
+
+
+def _bound_signature(bounds: Any) -> Any:
+    """A flat dict of scalar bounds as a hashable key; None when it is not one (or is None)."""
+    if bounds is None:
+        return ()
+    if type(bounds) is not dict:
+        return None
+    for v in bounds.values():
+        if not (v is None or type(v) is float or type(v) is int):
+            return None
+    return tuple(bounds.items())
+
+
+def _remember(cache: dict, key: Any, value: Any) -> None:
+    if len(cache) >= _CACHE_SIZE:
+        cache.pop(next(iter(cache)))
+    cache[key] = value
+
+
 def prepare(
     x0: Any, backend: str | None, lb_dict: Any, ub_dict: Any, *, compat: bool = False
 ) -> Prepared:
-    """Lay out ``x0`` and flatten the bounds (``x0`` is only read)."""
-    be, layout, leaves = prepare_x0(x0, backend, compat)
-    codec = be.make_codec(layout)
-    bounds = make_bounds(lb_dict, ub_dict, layout, be)
+    """Lay out ``x0`` and flatten the bounds (``x0`` is only read).
+
+    A flat dict of NumPy arrays and floats reuses the layout and codec of the last x0 of the
+    same structure, and scalar bounds their flattened vectors (see :func:`_numpy_signature`).
+    """
+    key = _numpy_signature(x0, backend, compat)
+    cached = None if key is None else _LAYOUTS.get(key)
+    if cached is None:
+        be, layout, leaves = prepare_x0(x0, backend, compat)
+        codec = be.make_codec(layout)
+        if key is not None:
+            _remember(_LAYOUTS, key, (be, layout, codec))
+    else:
+        be, layout, codec = cached
+        leaves = [np.asarray(v, dtype=np.float64) if type(v) is float else v for v in x0.values()]
+    bound_key = None
+    if key is not None:
+        lb_key, ub_key = _bound_signature(lb_dict), _bound_signature(ub_dict)
+        if lb_key is not None and ub_key is not None:
+            bound_key = (key, lb_key, ub_key)
+    if bound_key is not None and bound_key in _BOUNDS:
+        bounds = _BOUNDS[bound_key]
+    else:
+        bounds = make_bounds(lb_dict, ub_dict, layout, be)
+        if bound_key is not None:
+            if bounds is not None:  # shared by later solves: nobody may write into it
+                bounds.lb.flags.writeable = False
+                bounds.ub.flags.writeable = False
+            _remember(_BOUNDS, bound_key, bounds)
     # x0 -> float64 through the codec: one transfer, and x0 itself is only read
     _, x0_flat = codec.flatten(None, leaves)
     return Prepared(be, layout, codec, leaves, x0_flat, bounds)
