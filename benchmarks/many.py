@@ -51,7 +51,7 @@ def flat_loss(v: np.ndarray, feats: np.ndarray, y: np.ndarray) -> tuple[float, n
     z = v[0] * lp - v[1] * l1p + v[2]
     r = (1.0 / (1.0 + np.exp(-z)) - y) / len(y)
     f = float(np.mean(np.logaddexp(0.0, z) - y * z))
-    return f, np.array([r @ lp, -(r @ l1p), r.sum()])
+    return f, np.array([(r * lp).sum(), -(r * l1p).sum(), r.sum()])
 
 
 def dict_loss(d: dict, feats: np.ndarray, y: np.ndarray) -> tuple[float, dict]:

@@ -257,7 +257,7 @@ def least_squares(
     method: str = "trf",
     loss: str | Callable = "linear",
     f_scale: float = 1.0,
-    x_scale: Any = 1.0,
+    x_scale: Any = None,
     diff_step: Any = None,
     ftol: float | None = 1e-8,
     xtol: float | None = 1e-8,
@@ -295,7 +295,8 @@ def least_squares(
         loss: as for SciPy (``'linear'``, ``'soft_l1'``, ``'huber'``, ``'cauchy'``,
             ``'arctan'`` or a callable).
         f_scale: as for SciPy.
-        x_scale: as for SciPy: a float, an array over the flat vector, or ``'jac'``.
+        x_scale: as for SciPy: None (SciPy's default), a float, an array over the flat vector,
+            or ``'jac'``.
         diff_step: as for SciPy (finite differences only).
         ftol: as for SciPy.
         xtol: as for SciPy.
@@ -365,11 +366,7 @@ def least_squares(
     out["fun"] = prob.res.shaped(raw.fun)
     out["jac"] = np.asarray(raw.jac, dtype=np.float64)
     mask = layout.split_numpy(np.asarray(raw.active_mask).astype(int))
-    out["active_mask"] = (
-        layout.factory(zip(layout.keys, mask, strict=True))
-        if layout.tree is None
-        else layout.build(mask)
-    )
+    out["active_mask"] = layout.build(mask)
     out["cost"] = float(raw.cost)
     out["optimality"] = float(raw.optimality)
     out["status"] = int(raw.status)

@@ -32,9 +32,9 @@ from typing import Any
 
 import numpy as np
 
-from dict_minimize._bounds import make_bounds
 from dict_minimize._errors import fmt_key, type_name
-from dict_minimize._minimize import OptimizeResult, _note, _prepare_x0
+from dict_minimize._minimize import OptimizeResult, _note
+from dict_minimize._prepare import prepare
 from dict_minimize._tasks import (
     _caller_x64,
     _codec,
@@ -271,8 +271,8 @@ def _problems(
             out.append(_Problem(i, x0, a, lb, ub))
             continue
         try:
-            _, layout, leaves = _prepare_x0(x0, backend, False)
-            _, flat = _codec(layout).flatten(None, leaves)
+            # the shared preparation: a batch of one structure shares one layout (and codec)
+            _, layout, _, _, flat, _ = prepare(x0, backend, None, None)
             out.append(_Problem(i, np.array(flat, dtype=np.float64), a, lb, ub, layout))
         except Exception as exc:
             _note(exc, f"dict_minimize: in x0s[{i}]")
@@ -378,8 +378,7 @@ def _uniform_starts(
     x0: Any, n: int, rng: np.random.Generator, lb_dict: Any, ub_dict: Any, backend: Any
 ) -> list[Any]:
     """``n`` points drawn uniformly inside the finite bounds, each a dict like ``x0``."""
-    be, layout, _ = _prepare_x0(x0, backend, False)
-    bounds = make_bounds(lb_dict, ub_dict, layout, be)
+    _, layout, codec, _, _, bounds = prepare(x0, backend, lb_dict, ub_dict)
     lb = np.full(layout.n, -np.inf) if bounds is None else np.asarray(bounds.lb, dtype=float)
     ub = np.full(layout.n, np.inf) if bounds is None else np.asarray(bounds.ub, dtype=float)
     open_ = ~(np.isfinite(lb) & np.isfinite(ub))
@@ -391,7 +390,6 @@ def _uniform_starts(
             "have no finite lower and upper bound: give both in lb_dict/ub_dict, or pass a "
             "sampler(rng) -> x0 dict instead of x0"
         )
-    codec = _codec(layout)
     return [_from_flat(rng.uniform(lb, ub), layout, codec) for _ in range(n)]
 
 

@@ -80,14 +80,17 @@ def root(
         (True, 1.0)
     """
     args = check_common(fun, x0, args, backend, jit)
-    if method not in ROOT_METHODS:
+    if not isinstance(method, str) or method.lower() not in ROOT_METHODS:
         raise ValueError(f"method must be one of {ROOT_METHODS}; got {method!r}")
+    method = method.lower()  # as SciPy takes it
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be callable; got a {type_name(callback)}")
     if options is not None and not isinstance(options, Mapping):
         raise TypeError(f"options must be a dict; got a {type_name(options)}")
     uses_jac = method in JAC_METHODS
-    if not (jac is None or jac is False or jac == "autodiff" or callable(jac)):
+    if not (
+        jac is None or jac is False or callable(jac) or (isinstance(jac, str) and jac == "autodiff")
+    ):
         raise ValueError(f"jac must be 'autodiff', a callable, None or False; got {jac!r}")
     prep = prepare(x0, backend, None, None)
     use = jac if uses_jac and jac is not None and jac is not False else None

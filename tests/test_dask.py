@@ -58,13 +58,17 @@ def calibration_data(seed: int, n: int = 200) -> tuple[np.ndarray, np.ndarray]:
 
 
 def beta_loss(d: dict, p: np.ndarray, y: np.ndarray) -> tuple[float, dict]:
-    """Beta calibration's log-loss (a ln p - b ln(1 - p) + c), value and gradient."""
+    """Beta calibration's log-loss (a ln p - b ln(1 - p) + c), value and gradient.
+
+    Sums, not BLAS dot products: Dask workers run BLAS on one thread, and a dot product's
+    last bits may depend on the thread count (they do with OPENBLAS_CORETYPE=Prescott).
+    """
     lp, l1p = np.log(p), np.log1p(-p)
     z = d["a"] * lp - d["b"] * l1p + d["c"]
     q = 1.0 / (1.0 + np.exp(-z))
     r = (q - y) / len(y)
     f = float(np.mean(np.logaddexp(0.0, z) - y * z))
-    return f, {"a": r @ lp, "b": -(r @ l1p), "c": r.sum()}
+    return f, {"a": (r * lp).sum(), "b": -(r * l1p).sum(), "c": r.sum()}
 
 
 def x0_beta() -> dict:

@@ -142,3 +142,14 @@ def test_errors() -> None:
             return {"q": np.stack([d["x"], d["y"]]) if len(calls) < 2 else np.zeros(3)}
 
         root(fun, x0, jac=None)
+
+
+def test_method_names_are_case_insensitive_as_in_scipy() -> None:
+    def fun(d: dict) -> np.ndarray:
+        return np.stack([d["x"] ** 2 + d["y"] ** 2 - 4.0, d["x"] * d["y"] - 1.0])
+
+    x0 = {"x": np.array(2.0), "y": np.array(0.5)}
+    lower = root(fun, x0, jac=None, method="hybr")
+    upper = root(fun, x0, jac=None, method="HYBR")
+    assert upper.success and upper.nfev == lower.nfev
+    assert float(upper.x["x"]) == float(lower.x["x"])
