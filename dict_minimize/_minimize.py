@@ -31,7 +31,7 @@ from dict_minimize._result import (  # noqa: F401 (OptimizeResult, PrecisionWarn
     _precision_checks,
     _result,
 )
-from dict_minimize._threads import limit_blas_threads
+from dict_minimize._threads import blas_limit
 from dict_minimize._trace import Monitor, check_time_limit, check_trace_arg
 
 #: every method name ``scipy.optimize.minimize`` accepts (lower case)
@@ -170,6 +170,9 @@ def _check_hessians(
     name: str, mode: Mode, hess: Any, hessp: Any, n: int, method: Any, has_ad: bool
 ) -> tuple[Any, Any]:
     """Validate hess/hessp for the method; fill in the autodiff defaults."""
+    plain = hess is None and hessp is None and mode != "autodiff"
+    if plain and name not in NEEDS_HESS and name not in NEEDS_HESS_OR_HESSP:
+        return None, None  # (the common case, decided at once)
     if isinstance(hess, str) and hess == "cs":
         raise ValueError(f"hess='cs': {_COMPLEX_STEP}")
     if not (hess is None or callable(hess) or _scipy_hess(hess) or _is_autodiff(hess)):
@@ -532,8 +535,8 @@ def solve(
     jac_flat: Any
     if not uses_gradient:
         fun_flat, jac_flat = run.value, None
-    elif mode in ("pair", "autodiff"):
-        fun_flat, jac_flat = run.value_and_grad, True
+    elif mode in ("pair", "autodiff"):  # SciPy's jac=True, with a cheaper memo
+        fun_flat, jac_flat = run.value_of_pair, run.grad_of_pair
     elif mode == "callable":
         fun_flat, jac_flat = run.value, run.grad
     else:
@@ -543,7 +546,11 @@ def solve(
         hess_flat = run.hess
     hessp_flat = run.hessp if hessp is not None else None
 
-    flat_constraints, constraint_calls = make_constraints(constraints, layout, codec, be, name, jit)
+    flat_constraints, constraint_calls = (
+        make_constraints(constraints, layout, codec, be, name, jit)
+        if has_constraints
+        else ([], _no_calls)
+    )
 
     monitor = None
     if watch:
@@ -577,7 +584,7 @@ def solve(
     if monitor is not None:
         monitor.start()
     try:
-        with limit_blas_threads(blas_threads):
+        with blas_limit(blas_threads):
             res = scipy.optimize.minimize(
                 fun_flat,
                 x0_flat,
@@ -670,6 +677,10 @@ def solve(
     if report:
         print(f"{out.message}\n  fun: {out.fun}  nit: {out.nit}  nfev: {out.nfev}")
     return out
+
+
+def _no_calls() -> int:
+    return 0
 
 
 def _check_custom_result(res: Any, method: Any, n: int) -> None:

@@ -20,6 +20,7 @@ from dict_minimize._layout import Layout, make_layout, x0_items
 from dict_minimize._tree import is_container, is_pytree_node
 from dict_minimize._types import Backend, Codec
 from dict_minimize.backends import detect, float_leaf, get_backend
+from dict_minimize.backends._common import FLOAT_SCALARS
 
 
 class Prepared(NamedTuple):
@@ -55,9 +56,10 @@ def check_common(
 
 #: the most layouts (and bound vectors) kept for repeated solves
 _CACHE_SIZE = 64
-#: flat NumPy x0 signature -> (backend, layout, codec); (signature, bounds) -> Bounds
+#: flat NumPy x0 signature -> (backend, layout, codec)
 _LAYOUTS: dict[Any, tuple[Backend, Layout, Codec]] = {}
-_BOUNDS: dict[Any, Bounds | None] = {}
+#: (signature, lower, upper) with scalar bounds -> (backend, layout, codec, Bounds or None)
+_PREPARED: dict[Any, tuple[Backend, Layout, Codec, Bounds | None]] = {}
 _PLAIN_MAPPINGS = (dict, OrderedDict)
 
 
@@ -73,9 +75,11 @@ def _numpy_signature(x0: Any, backend: str | None, compat: bool) -> Any:
     parts: list[Any] = [type(x0), compat, tuple(x0)]
     for v in x0.values():
         t = type(v)
-        if t is float and not compat:
+        if t in FLOAT_SCALARS or (t is float and not compat):  # the type says shape and dtype
             parts.append(t)
-        elif t is np.ndarray or (isinstance(v, np.generic) and t.__module__ == "numpy"):
+        elif t is np.ndarray:
+            parts.append((v.shape, v.dtype))
+        elif isinstance(v, np.generic) and t.__module__ == "numpy":
             parts.append((t, v.shape, v.dtype))
         else:
             return None
@@ -109,30 +113,32 @@ def prepare(
     same structure, and scalar bounds their flattened vectors (see :func:`_numpy_signature`).
     """
     key = _numpy_signature(x0, backend, compat)
-    cached = None if key is None else _LAYOUTS.get(key)
-    if cached is None:
+    if key is None:
         be, layout, leaves = prepare_x0(x0, backend, compat)
         codec = be.make_codec(layout)
-        if key is not None:
-            _remember(_LAYOUTS, key, (be, layout, codec))
-    else:
-        be, layout, codec = cached
-        leaves = [np.asarray(v, dtype=np.float64) if type(v) is float else v for v in x0.values()]
-    bound_key = None
-    if key is not None:
-        lb_key, ub_key = _bound_signature(lb_dict), _bound_signature(ub_dict)
-        if lb_key is not None and ub_key is not None:
-            bound_key = (key, lb_key, ub_key)
-    if bound_key is not None and bound_key in _BOUNDS:
-        bounds = _BOUNDS[bound_key]
-    else:
         bounds = make_bounds(lb_dict, ub_dict, layout, be)
-        if bound_key is not None:
+        _, x0_flat = codec.flatten(None, leaves)  # one transfer, and x0 itself is only read
+        return Prepared(be, layout, codec, leaves, x0_flat, bounds)
+    leaves = [np.asarray(v, dtype=np.float64) if type(v) is float else v for v in x0.values()]
+    lb_key, ub_key = _bound_signature(lb_dict), _bound_signature(ub_dict)
+    full = None if lb_key is None or ub_key is None else (key, lb_key, ub_key)
+    hit = None if full is None else _PREPARED.get(full)
+    if hit is not None:
+        be, layout, codec, bounds = hit
+    else:
+        cached = _LAYOUTS.get(key)
+        if cached is None:
+            be, layout, leaves = prepare_x0(x0, backend, compat)
+            codec = be.make_codec(layout)
+            _remember(_LAYOUTS, key, (be, layout, codec))
+        else:
+            be, layout, codec = cached
+        bounds = make_bounds(lb_dict, ub_dict, layout, be)
+        if full is not None:
             if bounds is not None:  # shared by later solves: nobody may write into it
                 bounds.lb.flags.writeable = False
                 bounds.ub.flags.writeable = False
-            _remember(_BOUNDS, bound_key, bounds)
-    # x0 -> float64 through the codec: one transfer, and x0 itself is only read
+            _remember(_PREPARED, full, (be, layout, codec, bounds))
     _, x0_flat = codec.flatten(None, leaves)
     return Prepared(be, layout, codec, leaves, x0_flat, bounds)
 

@@ -71,11 +71,14 @@ def _result(res: Any, layout: Layout, codec: Codec, run: Objective) -> OptimizeR
     if "grad" in res and isinstance(jac, list):  # trust-constr: jac holds the constraints'
         out["constr_jac"] = jac
         jac = res.grad
-    if isinstance(jac, np.ndarray) and jac.shape == (layout.n,) and np.isrealobj(jac):
-        out["jac"] = layout.build(codec.unflatten(jac.astype(np.float64), for_objective=False))
+    if isinstance(jac, np.ndarray) and jac.shape == (layout.n,) and jac.dtype.kind in "fiu":
+        # (the codec copies: the result never shares memory with SciPy's arrays)
+        flat_jac = jac if jac.dtype == np.float64 else jac.astype(np.float64)
+        out["jac"] = layout.build(codec.unflatten(flat_jac, for_objective=False))
     else:
         out["jac"] = None
-    out["fun"] = float(np.asarray(res.fun).reshape(()))
+    fun = res.fun
+    out["fun"] = fun if type(fun) is float else float(np.asarray(fun).reshape(()))
     out["success"] = bool(res.get("success", False))
     out["status"] = int(res.get("status", 0))
     out["message"] = str(res.get("message", ""))

@@ -107,4 +107,13 @@ def limit_blas_threads(limit: int | None = 1, *, scope: str = "scipy") -> Iterat
                 _active = None
 
 
-__all__ = ["ENV_VAR", "limit_blas_threads"]
+_UNLIMITED = contextlib.nullcontext()
+
+
+def blas_limit(limit: int | None) -> contextlib.AbstractContextManager:
+    """:func:`limit_blas_threads` where a limit is in force, else a context that does nothing
+    (a solve without a limit, the default, pays nothing for the ``with``)."""
+    return _UNLIMITED if _setting(limit) is None else limit_blas_threads(limit)
+
+
+__all__ = ["ENV_VAR", "blas_limit", "limit_blas_threads"]

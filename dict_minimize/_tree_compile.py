@@ -18,7 +18,7 @@ from typing import Any
 
 from dict_minimize._tree import LIST, MAPPING, NAMEDTUPLE, TUPLE, Node
 
-__all__ = ["Mismatch", "compile_builder", "compile_getter"]
+__all__ = ["Mismatch", "Source", "compile_builder", "compile_getter", "define"]
 
 #: deeper trees keep the walks (Python's compiler recurses on nested displays)
 MAX_DEPTH = 40
@@ -30,7 +30,7 @@ class Mismatch(Exception):
     """The value does not have the layout's exact shape: use the checking walk."""
 
 
-class _Source:
+class Source:
     """Names for the constants the generated code refers to."""
 
     def __init__(self) -> None:
@@ -57,7 +57,7 @@ def compile_builder(tree: Node) -> Callable[[list[Any]], Any] | None:
     """``build(values)``: the structure with ``values[i]`` at leaf i; None if not supported."""
     if not _supported(tree):
         return None
-    src = _Source()
+    src = Source()
     count = 0
 
     def expr(node: Node) -> str:
@@ -83,7 +83,7 @@ def compile_builder(tree: Node) -> Callable[[list[Any]], Any] | None:
         return "[" + ", ".join(parts) + "]"
 
     body = expr(tree)
-    return _define(f"def build(v):\n    return {body}\n", "build", src)
+    return define(f"def build(v):\n    return {body}\n", "build", src)
 
 
 def compile_getter(tree: Node) -> Callable[[Any], list[Any]] | None:
@@ -93,7 +93,7 @@ def compile_getter(tree: Node) -> Callable[[Any], list[Any]] | None:
     than x0's or dict there, for one). None if not supported."""
     if not _supported(tree):
         return None
-    src = _Source()
+    src = Source()
     lines: list[str] = []
     leaves: list[str] = []
     seq = src.const((list, tuple))
@@ -121,12 +121,14 @@ def compile_getter(tree: Node) -> Callable[[Any], list[Any]] | None:
 
     visit(tree, "d")
     body = "\n".join(lines)
-    return _define(f"def get(d):\n{body}\n    return [{', '.join(leaves)}]\n", "get", src)
+    return define(f"def get(d):\n{body}\n    return [{', '.join(leaves)}]\n", "get", src)
 
 
-def _define(source: str, name: str, src: _Source) -> Any:
+def define(source: str, name: str, src: Source, label: str = "nested") -> Any:
+    """Compile ``source`` in ``src``'s namespace and return its function ``name`` (None if
+    Python's compiler cannot take it)."""
     try:
-        code = compile(source, f"<dict_minimize nested {name}>", "exec")
+        code = compile(source, f"<dict_minimize {label} {name}>", "exec")
     except (RecursionError, MemoryError, SyntaxError):  # pragma: no cover - guarded by depth
         return None
     exec(code, src.namespace)

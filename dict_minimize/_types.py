@@ -58,6 +58,14 @@ class Codec(NamedTuple):
 
     unflatten: Unflatten
     flatten: Flatten
+    #: ``bind_pair(fun, args, slow) -> value_and_grad(x)`` or None: one ``jac=True``
+    #: evaluation of ``fun`` on SciPy's vector with the split and the match done by code
+    #: generated for the layout (``slow(out)`` converts an output that code does not expect);
+    #: None where the backend has none (every backend but NumPy's, nested layouts) or has not
+    #: compiled it (yet)
+    bind_pair: Callable[..., Callable[[FloatVector], tuple[float, FloatVector]] | None] | None = (
+        None
+    )
 
 
 class ScalarAD(Protocol):

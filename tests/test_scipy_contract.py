@@ -9,6 +9,8 @@ driver must copy again: ``private_x`` in ``_minimize.solve``).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 import scipy.optimize
@@ -30,15 +32,22 @@ GRADIENT_METHODS = [
 ]
 
 
+@pytest.mark.parametrize("apart", [False, True], ids=["jac=True", "fun and jac apart"])
 @pytest.mark.parametrize("method", GRADIENT_METHODS)
-def test_gradient_methods_pass_a_fresh_private_x(method: str) -> None:
+def test_gradient_methods_pass_a_fresh_private_x(method: str, apart: bool) -> None:
+    """Both ways of giving SciPy the gradient: ``jac=True`` (SciPy's MemoizeJac splits the
+    pair) and a value function with a ``jac`` callable (what ``minimize`` hands SciPy, with a
+    memo of its own); each call gets a fresh copy."""
     seen: list[tuple[np.ndarray, np.ndarray]] = []
     target = np.array([1.0, -2.0, 0.5])
 
-    def fun(x: np.ndarray) -> tuple[float, np.ndarray]:
+    def pair(x: np.ndarray) -> tuple[float, np.ndarray]:
         seen.append((x, x.copy()))
         r = x - target
         return float(r @ r + 0.1 * (r**4).sum()), 2 * r + 0.4 * r**3
+
+    fun: Any = (lambda x: pair(x)[0]) if apart else pair
+    jac: Any = (lambda x: pair(x)[1]) if apart else True
 
     def hess(x: np.ndarray) -> np.ndarray:
         return np.diag(2 + 1.2 * (x - target) ** 2)
@@ -49,7 +58,7 @@ def test_gradient_methods_pass_a_fresh_private_x(method: str) -> None:
         in ("Newton-CG", "dogleg", "trust-ncg", "trust-krylov", "trust-exact", "trust-constr")
         else {}
     )
-    res = scipy.optimize.minimize(fun, np.zeros(3), jac=True, method=method, **kwargs)
+    res = scipy.optimize.minimize(fun, np.zeros(3), jac=jac, method=method, **kwargs)
     assert res.success, res.message
     assert len(seen) >= 3
     for x, copy in seen:  # never written after the call

@@ -8,6 +8,9 @@ import numpy as np
 
 from dict_minimize._errors import fmt_dtype, fmt_shape, type_name
 
+#: NumPy's floating scalar types: a gradient entry of one of them is a valid 0-d gradient
+FLOAT_SCALARS = frozenset({np.float16, np.float32, np.float64, np.longdouble})
+
 
 def scalar_to_float(value: Any, what: str = "the objective") -> float:
     """A framework scalar, NumPy scalar or Python number as a float, or a clear error.

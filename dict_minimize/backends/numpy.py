@@ -10,7 +10,8 @@ import numpy as np
 from dict_minimize._errors import grad_shape, grad_type, not_floating
 from dict_minimize._layout import Layout
 from dict_minimize._types import Backend, Codec, EntryInfo
-from dict_minimize.backends._common import is_floating_np, np_concat64
+from dict_minimize.backends._common import FLOAT_SCALARS, is_floating_np, np_concat64
+from dict_minimize.backends._numpy_pair import Compiled, supported
 from dict_minimize.backends._runs import shape_runs
 
 
@@ -71,10 +72,6 @@ def _check_grads(keys: Sequence[Any], grads: Sequence[Any], shapes: Sequence[tup
             raise not_floating("gradient", key, g.dtype)
 
 
-#: NumPy's floating scalar types: a gradient entry of one of them is a valid 0-d gradient
-_FLOAT_SCALARS = frozenset({np.float16, np.float32, np.float64, np.longdouble})
-
-
 def make_codec(layout: Layout) -> Codec:
     """Views per run of equal shapes over one converted copy; one concatenation back.
 
@@ -93,6 +90,9 @@ def make_codec(layout: Layout) -> Codec:
     def unflatten(vec: np.ndarray, *, for_objective: bool, owned: bool = False) -> list[np.ndarray]:
         # always a copy, even of an owned vec: NumPy arrays can be written by the objective,
         # and the driver may keep vec as the best point
+        split = None if compiled is None else compiled.split
+        if split is not None:  # the same views, as generated code (a layout solved again)
+            return split(vec)
         host = _to_device(vec, transfer)
         out: list[np.ndarray] = []
         for r in runs:
@@ -113,7 +113,7 @@ def make_codec(layout: Layout) -> Codec:
     def flatten(value: Any, grads: Sequence[Any]) -> tuple[Any, np.ndarray]:
         parts = list(grads)
         types = {type(g) for g in parts}
-        if all_scalars and types <= _FLOAT_SCALARS:  # 0-d entries given as NumPy floats
+        if all_scalars and types <= FLOAT_SCALARS:  # 0-d entries given as NumPy floats
             return value, np.array(parts, dtype=np.float64)
         fast = (
             types == {np.ndarray}
@@ -128,7 +128,9 @@ def make_codec(layout: Layout) -> Codec:
                 parts[i] = parts[i].reshape(-1)
         return value, _to_host(parts, n)
 
-    return Codec(unflatten=unflatten, flatten=flatten)
+    compiled = Compiled(layout, flatten) if supported(layout) else None
+    bind_pair = None if compiled is None else compiled.bind_pair
+    return Codec(unflatten=unflatten, flatten=flatten, bind_pair=bind_pair)
 
 
 BACKEND = Backend(
