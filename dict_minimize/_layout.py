@@ -7,6 +7,7 @@ dtypes, devices, the mapping type to hand back) lives in one immutable, picklabl
 from __future__ import annotations
 
 import copy
+import functools
 import math
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable, Mapping
@@ -114,6 +115,11 @@ class Layout:
         for name, value in state.items():
             object.__setattr__(self, name, value)
         self.__post_init__()
+
+    @functools.cached_property
+    def low_precision(self) -> bool:
+        """True when some entry is stored with less precision than float64."""
+        return any(dt is None or dt.itemsize < 8 for dt in self.np_dtypes)
 
     @property
     def n(self) -> int:

@@ -94,7 +94,7 @@ def _result(res: Any, layout: Layout, codec: Codec, run: Objective) -> OptimizeR
 
 def _low_precision(layout: Layout) -> bool:
     """True when some entry is stored with less precision than float64."""
-    return any(dt is None or dt.itemsize < 8 for dt in layout.np_dtypes)
+    return layout.low_precision
 
 
 def _best_raw(run: Objective, x0_flat: np.ndarray, message: str, status: int) -> Any:
