@@ -312,8 +312,7 @@ class Objective:
             f, g = self._fast(x)  # type: ignore[misc]
             self.nfev += 1
             self.njev += 1
-            total = sum(g.tolist()) if self._small else np.add.reduce(g)
-            if math.isfinite(f) and math.isfinite(total):
+            if math.isfinite(f) and _all_finite(g):
                 if f < self.best_f:
                     self._improve(x, f, self.private_x)
                 elif f > self.worst_f:

@@ -113,32 +113,35 @@ def prepare(
     same structure, and scalar bounds their flattened vectors (see :func:`_numpy_signature`).
     """
     key = _numpy_signature(x0, backend, compat)
-    if key is None:
+    full = None
+    if key is not None:
+        lb_key, ub_key = _bound_signature(lb_dict), _bound_signature(ub_dict)
+        if lb_key is not None and ub_key is not None:
+            full = (key, lb_key, ub_key)
+    hit = None if full is None else _PREPARED.get(full)
+    cached: tuple[Backend, Layout, Codec] | None = None
+    if hit is not None:
+        cached = hit[:3]
+    elif key is not None:
+        cached = _LAYOUTS.get(key)
+    if cached is None:
         be, layout, leaves = prepare_x0(x0, backend, compat)
         codec = be.make_codec(layout)
-        bounds = make_bounds(lb_dict, ub_dict, layout, be)
-        _, x0_flat = codec.flatten(None, leaves)  # one transfer, and x0 itself is only read
-        return Prepared(be, layout, codec, leaves, x0_flat, bounds)
-    leaves = [np.asarray(v, dtype=np.float64) if type(v) is float else v for v in x0.values()]
-    lb_key, ub_key = _bound_signature(lb_dict), _bound_signature(ub_dict)
-    full = None if lb_key is None or ub_key is None else (key, lb_key, ub_key)
-    hit = None if full is None else _PREPARED.get(full)
-    if hit is not None:
-        be, layout, codec, bounds = hit
-    else:
-        cached = _LAYOUTS.get(key)
-        if cached is None:
-            be, layout, leaves = prepare_x0(x0, backend, compat)
-            codec = be.make_codec(layout)
+        if key is not None:
             _remember(_LAYOUTS, key, (be, layout, codec))
-        else:
-            be, layout, codec = cached
+    else:
+        be, layout, codec = cached
+        leaves = [np.asarray(v, dtype=np.float64) if type(v) is float else v for v in x0.values()]
+    if hit is not None:
+        bounds = hit[3]
+    else:
         bounds = make_bounds(lb_dict, ub_dict, layout, be)
         if full is not None:
             if bounds is not None:  # shared by later solves: nobody may write into it
                 bounds.lb.flags.writeable = False
                 bounds.ub.flags.writeable = False
             _remember(_PREPARED, full, (be, layout, codec, bounds))
+    # x0 -> float64 through the codec: one transfer, and x0 itself is only read
     _, x0_flat = codec.flatten(None, leaves)
     return Prepared(be, layout, codec, leaves, x0_flat, bounds)
 

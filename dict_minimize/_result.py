@@ -92,11 +92,6 @@ def _result(res: Any, layout: Layout, codec: Codec, run: Objective) -> OptimizeR
     return out
 
 
-def _low_precision(layout: Layout) -> bool:
-    """True when some entry is stored with less precision than float64."""
-    return layout.low_precision
-
-
 def _best_raw(run: Objective, x0_flat: np.ndarray, message: str, status: int) -> Any:
     """The best finite point seen (x0 if none), flat, for a run that ended badly."""
     found = run.best_x is not None
@@ -137,7 +132,7 @@ def _precision_checks(
     out: OptimizeResult, name: str, layout: Layout, flat_jac: Any, fd_hessp: bool
 ) -> None:
     """Catch the float32 traps that leave SciPy's report misleading."""
-    if not _low_precision(layout):
+    if not layout.low_precision:
         return
     if name == "newton-cg" and fd_hessp and out.success and out.nit <= 1:
         # the flat float64 gradient SciPy saw: no conversion of low-precision tensors needed

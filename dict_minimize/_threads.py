@@ -112,7 +112,15 @@ _UNLIMITED = contextlib.nullcontext()
 
 def blas_limit(limit: int | None) -> contextlib.AbstractContextManager:
     """:func:`limit_blas_threads` where a limit is in force, else a context that does nothing
-    (a solve without a limit, the default, pays nothing for the ``with``)."""
+    (a solve without a limit, the default, pays nothing for the ``with``).
+
+    Example:
+        >>> import os
+        >>> os.environ.get(ENV_VAR) is not None or blas_limit(None) is blas_limit(None)
+        True
+        >>> with blas_limit(1):
+        ...     pass
+    """
     return _UNLIMITED if _setting(limit) is None else limit_blas_threads(limit)
 
 
