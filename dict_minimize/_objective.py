@@ -59,7 +59,7 @@ _SMALL = 32
 
 def _all_finite(g: np.ndarray) -> bool:
     # the sum is finite for almost every finite vector: one cheap pass, then the exact check
-    total = sum(g.tolist()) if g.size <= _SMALL and g.ndim == 1 else np.add.reduce(g)
+    total = sum(g.tolist()) if g.size <= _SMALL and g.ndim == 1 else g.sum()
     return math.isfinite(total) or bool(np.isfinite(g).all())
 
 

@@ -153,6 +153,8 @@ def local_devices(backend_name: str, devices: tuple[Any, ...]) -> tuple[Any, ...
         return devices
     import jax
 
+    from dict_minimize.backends.jax_ad import single_device_sharding
+
     out = []
     for d in devices:
         if not (isinstance(d, tuple) and len(d) == 3 and d[0] == "jax-device"):
@@ -163,5 +165,5 @@ def local_devices(backend_name: str, devices: tuple[Any, ...]) -> tuple[Any, ...
             device = next(v for v in jax.devices(platform) if v.id == index)
         except (RuntimeError, StopIteration):
             device = jax.devices()[0]
-        out.append(jax.sharding.SingleDeviceSharding(device))
+        out.append(single_device_sharding(device))
     return tuple(out)

@@ -125,13 +125,30 @@ class _Placement(NamedTuple):
     per_part: tuple[Any, ...] | None  # eager: device_put each piece here, None: not needed
 
 
+def single_device_sharding(device: Any, memory_kind: str | None = None) -> Any:
+    """The sharding that places a whole array on ``device``.
+
+    ``jax.sharding.make_single_device_sharding`` where JAX has it (JAX 0.12
+    deprecates the class ``jax.sharding.SingleDeviceSharding``), else that class.
+
+    Example:
+        >>> s = single_device_sharding(jax.devices("cpu")[0])
+        >>> s == jnp.zeros(2, device=jax.devices("cpu")[0]).sharding, len(s.device_set)
+        (True, 1)
+    """
+    make = getattr(jax.sharding, "make_single_device_sharding", None)
+    if make is None:  # older JAX: the class, not yet deprecated there
+        make = jax.sharding.SingleDeviceSharding
+    return make(device, memory_kind=memory_kind)
+
+
 def _placement(layout: Layout) -> _Placement:
     shardings = layout.devices
     first = shardings[0]
     same = all(s == first for s in shardings[1:]) if first is not None else False
     if same and len(first.device_set) == 1:
-        if not isinstance(first, jax.sharding.SingleDeviceSharding):
-            first = jax.sharding.SingleDeviceSharding(next(iter(first.device_set)))
+        # one device: the flat vector goes there whole, whatever sharding type the entries have
+        first = single_device_sharding(next(iter(first.device_set)), first.memory_kind)
         return _Placement(first, None, None)
     device_sets = {frozenset(s.device_set) for s in shardings if s is not None}
     if (
