@@ -26,9 +26,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import torch
+from _shared import requires
 
 from dict_minimize import minimize
+
+with requires(__file__):
+    import torch
 
 #: the calibration map the labels are drawn from
 TRUE_PARAMS = {"a": 2.0, "b": 0.6, "c": -0.3}

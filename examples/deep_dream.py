@@ -54,10 +54,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-from _shared import available, torch_threads
+from _shared import available, requires, torch_threads
 
 from dict_minimize import Trace, compare, compare_table
+
+with requires(__file__):
+    import torch
 
 #: pixel bounds of the digits images (and of the dreams)
 PIXEL_MAX = 16.0
@@ -107,7 +109,8 @@ def load_data(rng: np.random.Generator, test_fraction: float = 0.2) -> Digits:
         >>> float(data.train_images.min()), float(data.train_images.max())
         (0.0, 16.0)
     """
-    from sklearn.datasets import load_digits
+    with requires(__file__):
+        from sklearn.datasets import load_digits
 
     bunch = load_digits()
     images = torch.from_numpy(np.asarray(bunch.images, dtype=np.float64))

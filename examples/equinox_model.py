@@ -24,12 +24,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import equinox as eqx
-import jax
-import jax.numpy as jnp
 import numpy as np
+from _shared import requires
 
 from dict_minimize import minimize
+
+with requires(__file__):
+    import equinox as eqx
+    import jax
+    import jax.numpy as jnp
 
 #: hidden layers and their width
 DEPTH, WIDTH = 2, 16

@@ -28,12 +28,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import jax
-import jax.numpy as jnp
 import numpy as np
-from flax import nnx
+from _shared import requires
 
 from dict_minimize import minimize
+
+with requires(__file__):
+    import jax
+    import jax.numpy as jnp
+    from flax import nnx
 
 #: width of the two hidden layers
 WIDTH = 16

@@ -61,11 +61,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
-from _shared import available, torch_threads
+from _shared import available, requires, torch_threads
 
 from dict_minimize import Trace, compare, compare_table
 from dict_minimize.testfunctions import TestFunction, flower
+
+with requires(__file__):
+    import torch
 
 #: the learning rates of the Adam and AdamW runs
 LRS = (0.1, 1.0, 3.0)

@@ -48,10 +48,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-from _shared import available, torch_threads
+from _shared import available, requires, torch_threads
 
 from dict_minimize import Trace, compare, compare_table
+
+with requires(__file__):
+    import torch
 
 #: the hidden layers' widths
 HIDDEN = (32, 32)

@@ -20,11 +20,14 @@ import argparse
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import keras
 import numpy as np
-import tensorflow as tf
+from _shared import requires
 
-from dict_minimize.tensorflow_api import minimize_model
+with requires(__file__):
+    import keras
+    import tensorflow as tf
+
+    from dict_minimize.tensorflow_api import minimize_model
 
 #: the output layer's bias is bounded above by this
 BIAS_UPPER = 0.0

@@ -24,9 +24,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import torch
+from _shared import requires
 
-from dict_minimize.torch_api import ScipyOptimizer, minimize_module
+with requires(__file__):
+    import torch
+
+    from dict_minimize.torch_api import ScipyOptimizer, minimize_module
 
 #: the output layer's bias is kept in [-BIAS_BOUND, BIAS_BOUND]
 BIAS_BOUND = 0.05

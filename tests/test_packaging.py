@@ -1,14 +1,24 @@
-"""Packaging promises: lazy framework imports, typed package, one version."""
+"""Packaging promises: lazy framework imports, typed package, one version, the extras, and the
+examples' install hints when an optional library is missing."""
 
 from __future__ import annotations
 
+import importlib.util
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pytest
+import tomllib
+
 import dict_minimize
 
 ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+#: extras for working on the package, not for using it
+DEV_EXTRAS = {"test", "docs"}
 
 
 def test_import_does_not_import_frameworks() -> None:
@@ -35,3 +45,138 @@ def test_py_typed_and_version() -> None:
 def test_constraints_pin_cpu_torch() -> None:
     lines = (ROOT / "constraints.txt").read_text().splitlines()
     assert "torch==2.13.0" in lines
+
+
+def test_version_supersedes_the_released_package() -> None:
+    version = pytest.importorskip("packaging.version")
+    # 0.0.4 is the original package's last release on PyPI. A final release number, not a
+    # pre-release: pip skips pre-releases when the index has a final one, so a wheel offered by
+    # --find-links (the README's install) would lose to 0.0.4
+    ours = version.Version(dict_minimize.__version__)
+    assert ours > version.Version("0.0.4") and not ours.is_prerelease
+
+
+# --- extras -------------------------------------------------------------------------------------
+
+
+def extras() -> dict[str, list[str]]:
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    return pyproject["project"]["optional-dependencies"]
+
+
+def reached(names: set[str]) -> set[str]:
+    """The extras ``names`` install, following ``dict_minimize[...]`` requirements."""
+    table, seen, todo = extras(), set(), list(names)
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        for req in table[name]:
+            nested = re.fullmatch(r"dict_minimize\[([\w,-]+)\]", req)
+            if nested:
+                todo.extend(nested.group(1).split(","))
+    return seen
+
+
+def test_all_extra_is_everything_a_user_can_use() -> None:
+    user = set(extras()) - DEV_EXTRAS
+    assert {"torch", "jax", "tensorflow", "plot", "progress", "dask"} <= user
+    assert reached({"all"}) == user
+
+
+def test_frameworks_extra_is_the_three_frameworks() -> None:
+    assert reached({"frameworks"}) == {"frameworks", "torch", "jax", "tensorflow"}
+    assert not reached({"all"}) & DEV_EXTRAS
+
+
+def test_readme_demo_command_installs_what_the_demo_needs() -> None:
+    readme = (ROOT / "README.md").read_text()
+    line = next(ln for ln in readme.splitlines() if "-m dict_minimize.demo" in ln and "pip" in ln)
+    assert "-c constraints.txt" in line
+    names = re.search(r"-e '\.\[([\w,-]+)\]'", line)
+    assert names, line
+    # the demo's frameworks and figures, and tqdm for minimize(..., progress=True)
+    installed = reached(set(names.group(1).split(",")))
+    assert {"torch", "jax", "tensorflow", "plot", "progress"} <= installed
+
+
+@pytest.mark.parametrize("page", ["README.md", "docs/index.md"])
+def test_install_section_works_without_the_index(page: str) -> None:
+    """Until this version is on PyPI, ``pip install dict_minimize`` gets the original 0.0.4:
+    the install section says how to install from a checkout (with the constraints) or a wheel."""
+    text = (ROOT / page).read_text()
+    section = text[text.index("## Install") :]
+    section = section[: section.index("\n## ", 1)]
+    assert "0.0.4" in section
+    assert "pip install -c constraints.txt" in section
+    assert "python -m build" in section and ".whl" in section
+    for extra in re.findall(r"\[([\w,-]+)\]'", section):
+        assert set(extra.split(",")) <= set(extras()), extra
+
+
+# --- the examples' hints when an optional library is missing ----------------------------------
+
+#: (example, a library it imports, the install command its error must name)
+HINTS = [
+    ("beta_calibration", "torch", "dict_minimize[torch]"),
+    ("deep_dream", "torch", "dict_minimize[torch]"),
+    ("equinox_model", "equinox", "dict_minimize[equinox]"),
+    ("equinox_model", "jax", "dict_minimize[jax]"),
+    ("flax_model", "flax", "dict_minimize[flax]"),
+    ("flax_model", "jax", "dict_minimize[jax]"),
+    ("flower_paths", "torch", "dict_minimize[torch]"),
+    ("full_batch_mlp", "torch", "dict_minimize[torch]"),
+    ("keras_model", "keras", "dict_minimize[tensorflow]"),
+    ("keras_model", "tensorflow", "dict_minimize[tensorflow]"),
+    ("torch_module", "torch", "dict_minimize[torch]"),
+]
+
+
+def exec_example(name: str, monkeypatch: pytest.MonkeyPatch):
+    """Run examples/<name>.py as a fresh module (the scripts import examples/_shared.py)."""
+    monkeypatch.syspath_prepend(str(EXAMPLES))
+    mod_name = f"_dict_minimize_hint_check_{name}"
+    spec = importlib.util.spec_from_file_location(mod_name, EXAMPLES / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, mod_name, module)
+    spec.loader.exec_module(module)
+    return module
+
+
+def block(monkeypatch: pytest.MonkeyPatch, library: str) -> None:
+    """Make ``import library`` fail as it does when the library is not installed."""
+    monkeypatch.setitem(sys.modules, library, None)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("example", "library", "extra"), HINTS)
+def test_example_names_the_extra_it_misses(example, library, extra, monkeypatch) -> None:
+    block(monkeypatch, library)
+    with pytest.raises(ImportError) as info:
+        exec_example(example, monkeypatch)
+    assert type(info.value) is ImportError  # not the bare ModuleNotFoundError
+    message = str(info.value)
+    assert f"{example}.py needs {library}, which is not installed" in message
+    assert f"pip install '{extra}'" in message
+
+
+def test_every_example_with_optional_imports_has_a_hint() -> None:
+    """Each script that imports a framework or model library at the top does it in
+    ``with requires(__file__):`` (and is in HINTS)."""
+    optional = ("torch", "jax", "tensorflow", "keras", "flax", "equinox")
+    for path in sorted(EXAMPLES.glob("*.py")):
+        top = [ln for ln in path.read_text().splitlines() if ln.startswith(("import ", "from "))]
+        bare = [ln for ln in top if ln.split()[1].partition(".")[0] in optional]
+        assert not bare, (path.name, bare)
+    assert {name for name, _, _ in HINTS} >= {
+        p.stem for p in EXAMPLES.glob("*.py") if "with requires(__file__):" in p.read_text()
+    }
+
+
+def test_deep_dream_names_scikit_learn(monkeypatch) -> None:
+    pytest.importorskip("torch")
+    module = exec_example("deep_dream", monkeypatch)
+    block(monkeypatch, "sklearn")
+    with pytest.raises(ImportError, match=r"deep_dream.py needs sklearn.*pip install scikit-learn"):
+        module.load_data(np.random.default_rng(0))
