@@ -364,7 +364,7 @@ def test_devices_and_shardings_with_several_cpu_devices() -> None:
         [sys.executable, "-c", textwrap.dedent(_MULTI_DEVICE)],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=600,
         env={**os.environ, **env},
     )
     assert proc.returncode == 0, proc.stderr[-3000:]

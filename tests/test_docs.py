@@ -118,7 +118,7 @@ def run_page(page: Path) -> subprocess.CompletedProcess[str]:
         text=True,
         cwd=ROOT,
         env=env,
-        timeout=300,
+        timeout=600,
     )
 
 
@@ -182,7 +182,7 @@ def test_site_builds_strict(tmp_path: Path) -> None:
         text=True,
         cwd=ROOT,
         env=env,
-        timeout=300,
+        timeout=600,
     )
     assert proc.returncode == 0, f"mkdocs build --strict failed:\n{proc.stderr}\n{proc.stdout}"
     assert (tmp_path / "site" / "index.html").is_file()

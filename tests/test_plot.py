@@ -139,5 +139,5 @@ def test_plot_needs_matplotlib_only_when_used() -> None:
         "else:\n"
         "    raise SystemExit('no ImportError')\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr

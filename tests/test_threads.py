@@ -135,7 +135,7 @@ def run_concurrently(jobs: list[tuple[Framework, Callable[[], tuple]]]) -> list[
     def work(fw_job: tuple[Framework, Callable[[], tuple]]) -> list[tuple]:
         fw, solve = fw_job
         with fw.x64():  # JAX's x64 switch is per thread
-            barrier.wait(timeout=60)
+            barrier.wait(timeout=600)
             return [solve() for _ in range(ROUNDS)]
 
     with ThreadPoolExecutor(len(jobs)) as pool:
