@@ -9,7 +9,10 @@ differentiate the loss (``jax.value_and_grad``, compiled with ``jax.jit``), and 
 but the first layer's bias, whose lower bound is 0.
 
 The data are synthetic, from a fixed seed: y = sin(3 x1) + 0.5 x2^2 + noise, x ~ U(-1, 1)^2.
-Everything runs in float64 (``jax.enable_x64`` inside :func:`fit` only).
+Everything runs in float64 (``jax.enable_x64`` inside :func:`fit` only). L-BFGS-B stops
+when an iteration gains less than ``FTOL`` = 1e-7 (relative; SciPy's default, 2.2e-9, goes
+on for hundreds more iterations at 512 samples, to a mean squared error a few percent lower,
+already below the noise's 0.0025), and the example reports whether it converged.
 
 Run::
 
@@ -36,6 +39,10 @@ with requires(__file__):
 
 #: hidden layers and their width
 DEPTH, WIDTH = 2, 16
+
+
+#: L-BFGS-B's ftol: gains below this (relative) are within the noise of the data
+FTOL = 1e-7
 
 
 def make_data(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -74,10 +81,11 @@ class Fit:
     loss_after: float
     bias: np.ndarray  # the bounded bias, layers[0].bias
     nit: int
+    success: bool
     message: str
 
 
-def fit(n: int = 512, seed: int = 0, maxiter: int = 500) -> Fit:
+def fit(n: int = 512, seed: int = 0, maxiter: int = 1000) -> Fit:
     """Fit the MLP on ``n`` synthetic samples with L-BFGS-B, ``layers[0].bias >= 0``."""
     with jax.enable_x64(True):
         x, y = (jnp.asarray(a) for a in make_data(n, seed))
@@ -89,7 +97,7 @@ def fit(n: int = 512, seed: int = 0, maxiter: int = 500) -> Fit:
             jac="autodiff",
             method="L-BFGS-B",
             lb_dict=bias_bound(params),
-            options={"maxiter": maxiter},
+            options={"maxiter": maxiter, "ftol": FTOL},
         )
         return Fit(
             model=eqx.combine(res.x, static),
@@ -97,6 +105,7 @@ def fit(n: int = 512, seed: int = 0, maxiter: int = 500) -> Fit:
             loss_after=res.fun,
             bias=np.asarray(res.x.layers[0].bias),
             nit=res.nit,
+            success=bool(res.success),
             message=str(res.message),
         )
 
@@ -109,7 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=512, help="number of samples")
     parser.add_argument("--seed", type=int, default=0, help="seed of the data and the model")
-    parser.add_argument("--maxiter", type=int, default=500, help="L-BFGS-B iterations at most")
+    parser.add_argument("--maxiter", type=int, default=1000, help="L-BFGS-B iterations at most")
     args = parser.parse_args(argv)
     if args.size < 1:
         parser.error("--size must be positive")
@@ -117,11 +126,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     r = fit(args.size, args.seed, args.maxiter)
     print(f"Equinox MLP 2-{WIDTH}-{WIDTH}-1 on {args.size} synthetic samples (seed {args.seed})")
     print(f"  mean squared error: before {r.loss_before:.5f}, after {r.loss_after:.5f}")
-    print(f"  L-BFGS-B: {r.nit} iterations ({r.message})")
+    state = "converged" if r.success else "did not converge"
+    print(f"  L-BFGS-B: {state} in {r.nit} iterations ({r.message})")
     print(f"  layers[0].bias (>= 0): {_fmt(r.bias)}")
-    ok = r.loss_after < r.loss_before and bool((r.bias >= 0.0).all())
+    ok = r.success and r.loss_after < r.loss_before and bool((r.bias >= 0.0).all())
     if not ok:
-        print("  FAILED: the loss did not go down, or the bound on the bias was not kept")
+        print("  FAILED: no convergence, the loss did not go down, or the bound was not kept")
     return 0 if ok else 1
 
 

@@ -640,11 +640,16 @@ def test_model_examples_main(name: str, needs: str, capsys: pytest.CaptureFixtur
     from tests.test_examples import load_example
 
     mod = load_example(name)
-    assert mod.main(["--size", "48", "--maxiter", "150"]) == 0
+    assert mod.main(["--size", "48"]) == 0
     out = capsys.readouterr().out
     assert "mean squared error: before" in out and "bias (>= 0): [" in out
-    fit = mod.fit(48, seed=0, maxiter=150)
+    assert "L-BFGS-B: converged in " in out
+    fit = mod.fit(48, seed=0)
+    assert fit.success and "CONVERGENCE" in fit.message
     assert fit.loss_after < 0.1 * fit.loss_before and (fit.bias >= 0.0).all()
+    # stopped short of the limit, and reported so: main fails when the fit does not converge
+    assert mod.main(["--size", "48", "--maxiter", "3"]) == 1
+    assert "did not converge" in capsys.readouterr().out
 
 
 def test_importing_dict_minimize_imports_no_framework() -> None:
