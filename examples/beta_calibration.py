@@ -11,7 +11,10 @@ of 0-d tensors and are fitted by minimizing the log-loss with L-BFGS-B through
 ``lb_dict={"a": 0.0, "b": 0.0}`` (``c`` is unbounded, so it is left out).
 
 The data are synthetic, from a fixed seed: scores p ~ Beta(2, 2), and labels drawn from the
-"true" calibration map with (a, b, c) = TRUE_PARAMS, so the fit should recover them.
+"true" calibration map with (a, b, c) = TRUE_PARAMS, so the fit comes close to them, up to the
+sampling error of the labels: at the default 10,000 samples, each parameter within about 0.15
+(seeds 0 to 5: 0.04 to 0.15; a, b and c partly trade off against each other, so even 100,000
+samples leave up to 0.1), while the fitted map itself stays within 0.02 of the true one.
 
 Run::
 
