@@ -13,20 +13,24 @@ Raising ``StopIteration`` in either form ends the run cleanly: ``minimize`` retu
 where it stopped, with ``success=False`` and the message "`callback` raised `StopIteration`.".
 
 The objective is the Rosenbrock function in ``--size`` dimensions, split over two dict keys, in
-NumPy (so this example needs no optional framework).
+NumPy (so this example needs no optional framework). With ``--out DIR`` (and matplotlib:
+``pip install 'dict_minimize[plot]'``) it saves ``callbacks.png``: the objective per iteration
+as the callback of part 1 recorded it, and where part 2 stopped.
 
 Run::
 
     python examples/callbacks.py
-    python examples/callbacks.py --size 10 --target 1e-3 --steps 8
+    python examples/callbacks.py --size 10 --target 1e-3 --steps 8 --out /tmp/callbacks
 """
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
+from _shared import INSTALL, available
 from scipy.optimize import rosen, rosen_der
 
 from dict_minimize import OptimizeResult, minimize
@@ -83,30 +87,48 @@ def record_path(size: int = 6, max_steps: int = 10) -> tuple[OptimizeResult, lis
     return res, path
 
 
+def save_figure(history: list[float], stopped: list[float], target: float, out: Path) -> Path:
+    """Save ``callbacks.png`` (the tracked objective, and the early stop) under ``out``."""
+    from matplotlib.figure import Figure
+
+    out.mkdir(parents=True, exist_ok=True)
+    fig = Figure(figsize=(6, 4.5), layout="constrained")
+    ax = fig.subplots()
+    ax.semilogy(range(1, len(history) + 1), history, ".-", label="callback(intermediate_result)")
+    ax.axhline(target, color="grey", ls=":", label=f"target {target:g}")
+    ax.plot([len(stopped)], [stopped[-1]], "o", color="C3", label="StopIteration")
+    ax.set(xlabel="iteration", ylabel="objective", title="L-BFGS-B on Rosenbrock")
+    ax.legend()
+    path = out / "callbacks.png"
+    fig.savefig(path, dpi=80)
+    return path
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=6, help="Rosenbrock dimensions (>= 2)")
     parser.add_argument("--target", type=float, default=1e-2, help="stop below this objective")
     parser.add_argument("--steps", type=int, default=5, help="iterations recorded in part 3")
+    parser.add_argument("--out", type=Path, default=None, help="folder for the PNG figure")
     args = parser.parse_args(argv)
     if args.size < 2:
         parser.error("--size must be at least 2")
     if args.steps < 1:
         parser.error("--steps must be at least 1")
 
-    res, history = track_objective(args.size)
+    res, tracked = track_objective(args.size)
     print(f"1. tracking: {res.message} after {res.nit} iterations, fun = {res.fun:.3e}")
-    every = max(1, len(history) // 8)
-    for i in range(0, len(history), every):
-        print(f"   iteration {i + 1:4d}: fun = {history[i]:.6e}")
-    ok = res.success and len(history) == res.nit
+    every = max(1, len(tracked) // 8)
+    for i in range(0, len(tracked), every):
+        print(f"   iteration {i + 1:4d}: fun = {tracked[i]:.6e}")
+    ok = res.success and len(tracked) == res.nit
 
-    res, history = stop_at_target(args.size, args.target)
+    res, stopped = stop_at_target(args.size, args.target)
     print(
         f"2. early stop at fun < {args.target:g}: {res.message} success={res.success}, "
         f"{res.nit} iterations, fun = {res.fun:.3e}"
     )
-    ok = ok and not res.success and res.fun < args.target and res.fun == history[-1]
+    ok = ok and not res.success and res.fun < args.target and res.fun == stopped[-1]
 
     res, path = record_path(args.size, args.steps)
     print(
@@ -117,6 +139,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"   iteration {i:4d}: x[:2] = {point[:2].round(4)}")
     final = np.concatenate([res.x["head"], res.x["tail"]])
     ok = ok and np.array_equal(final, path[-1])
+    if args.out is None:
+        print("\nfigure: pass --out DIR to save it as a PNG file")
+    elif not available("matplotlib"):
+        print(f"\nfigure skipped: matplotlib is not installed ({INSTALL['matplotlib']})")
+    else:
+        print(f"\nfigure:\n  {save_figure(tracked, stopped, args.target, args.out)}")
     return 0 if ok else 1
 
 

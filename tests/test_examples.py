@@ -105,6 +105,16 @@ def test_beta_calibration_main(capsys):
     assert "fitted" in out and "identity" in out and "log-loss" in out
 
 
+def test_beta_calibration_saves_its_figure(tmp_path, capsys):
+    pytest.importorskip("torch")
+    pytest.importorskip("matplotlib")
+    mod = load_example("beta_calibration")
+    assert mod.main(["--size", "300", "--out", str(tmp_path / "fig")]) == 0
+    path = tmp_path / "fig" / "beta_calibration.png"
+    assert str(path) in capsys.readouterr().out
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_beta_calibration_recovers_the_true_map():
     torch = pytest.importorskip("torch")
     mod = load_example("beta_calibration")
@@ -153,6 +163,23 @@ def test_callbacks_main(capsys):
     assert mod.main(["--size", "4", "--steps", "3"]) == 0
     out = capsys.readouterr().out
     assert "1. tracking" in out and "2. early stop" in out and "3. callback(x_dict)" in out
+
+
+def test_callbacks_saves_its_figure(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    mod = load_example("callbacks")
+    assert mod.main(["--size", "4", "--steps", "3", "--out", str(tmp_path)]) == 0
+    path = tmp_path / "callbacks.png"
+    assert str(path) in capsys.readouterr().out
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_callbacks_without_matplotlib_says_how_to_install_it(tmp_path, monkeypatch, capsys):
+    mod = load_example("callbacks")
+    monkeypatch.setattr(mod, "available", lambda name: name != "matplotlib")
+    assert mod.main(["--size", "4", "--steps", "3", "--out", str(tmp_path)]) == 0
+    assert "pip install 'dict_minimize[plot]'" in capsys.readouterr().out
+    assert not list(tmp_path.iterdir())
 
 
 def test_callbacks_track_objective():
