@@ -184,3 +184,21 @@ def test_deep_dream_names_scikit_learn(monkeypatch) -> None:
     block(monkeypatch, "sklearn")
     with pytest.raises(ImportError, match=r"deep_dream.py needs sklearn.*pip install scikit-learn"):
         module.load_data(np.random.default_rng(0))
+
+
+def test_floors_script_tests_the_floors_pyproject_claims() -> None:
+    """tools/check_versions.sh floors installs exactly the oldest versions pyproject accepts."""
+    script = (ROOT / "tools" / "check_versions.sh").read_text()
+    pins = dict(re.findall(r'"([\w-]+)==([\d.]+)"', script))
+    table = extras()
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    claims = pyproject["project"]["dependencies"] + table["jax"] + table["tensorflow"]
+    floors = dict(re.fullmatch(r"([\w-]+)>=([\d.]+)", req).groups() for req in claims)  # type: ignore[union-attr]
+    assert set(floors) == {"numpy", "scipy", "threadpoolctl", "jax", "tensorflow-cpu"}
+    for name, floor in floors.items():
+        assert pins[name].split(".")[: len(floor.split("."))] == floor.split("."), name
+    # PyTorch's floor is the version constraints.txt pins (no other CPU wheel to test here)
+    assert table["torch"] == ["torch>=2.13"]
+    assert "torch==2.13.0" in (ROOT / "constraints.txt").read_text().splitlines()
+    requires = pyproject["project"]["requires-python"]
+    assert requires == ">=3.11" and "find_python 3.11" in script

@@ -9,7 +9,7 @@
 # SciPy and JAX at those versions (PyTorch and TensorFlow are left out: no CPU wheel of PyTorch
 # for the newest Python here, and each is a large download; `full` adds TensorFlow, Flax,
 # Equinox, matplotlib, tqdm, Dask and the test references, and runs the whole suite), runs
-# `python -m dict_minimize.demo`, then pytest with warnings as errors (pyproject's settings):
+# mypy, `python -m dict_minimize.demo`, then pytest with warnings as errors (pyproject's settings):
 # by default FAST, the tests of the parts that depend on those releases. Exits non-zero when
 # anything fails. Python: $PYTHON, else python3.12 (newest) or python3.11 (floors) from PATH
 # or pyenv. .ci/run runs `newest`; run `floors` by hand when pyproject's floors change.
@@ -44,7 +44,7 @@ FLOORS_FULL=("tensorflow-cpu==2.17.1")
 NEWEST=(numpy scipy jax jaxlib threadpoolctl)
 NEWEST_FULL=(tensorflow-cpu keras flax equinox matplotlib tqdm "dask[distributed]" cloudpickle
     pandas scikit-learn betacal mkdocs-material "mkdocstrings[python]")
-TOOLS=(pytest hypothesis pytest-timeout)
+TOOLS=(pytest hypothesis pytest-timeout mypy)
 # the tests of what depends on NumPy, SciPy and JAX releases (about 2 minutes)
 FAST=(
     tests/test_minimize.py tests/test_scipy_contract.py tests/test_least_squares.py
@@ -87,6 +87,8 @@ echo "== $which: installed in $((SECONDS - start)) s with $("$venv/bin/python" -
 echo
 
 start=$SECONDS
+# types against these releases' stubs (PyTorch's and TensorFlow's ignores are unused without them)
+"$venv/bin/mypy" --no-warn-unused-ignores --cache-dir "$tmp/mypy"
 "$venv/bin/python" -m dict_minimize.demo --out "$tmp/demo"
 if ((full)); then
     tests=()
@@ -94,4 +96,4 @@ else
     tests=("${FAST[@]}")
 fi
 "$venv/bin/python" -m pytest -q -p no:cacheprovider "${tests[@]}" "$@"
-echo "== $which: demo and tests in $((SECONDS - start)) s"
+echo "== $which: mypy, demo and tests in $((SECONDS - start)) s"
