@@ -1,0 +1,35 @@
+"""pytest's collection of the doctests in dict_minimize/ (pyproject: ``--doctest-modules``): the
+modules built on one framework are left out where that framework is not installed, as the
+tests of that framework skip themselves (tools/check_versions.sh runs without PyTorch)."""
+
+from __future__ import annotations
+
+import importlib.util
+
+#: the modules that import a framework when they are imported
+NEEDS = {
+    "torch": [
+        "dict_minimize/torch_api.py",
+        "dict_minimize/_torch_models.py",
+        "dict_minimize/backends/torch.py",
+        "dict_minimize/backends/torch_ad.py",
+    ],
+    "tensorflow": [
+        "dict_minimize/tensorflow_api.py",
+        "dict_minimize/_keras.py",
+        "dict_minimize/backends/tensorflow.py",
+        "dict_minimize/backends/tensorflow_ad.py",
+    ],
+    "jax": [
+        "dict_minimize/jax_api.py",
+        "dict_minimize/backends/jax.py",
+        "dict_minimize/backends/jax_ad.py",
+    ],
+}
+
+collect_ignore = [
+    path
+    for name, paths in NEEDS.items()
+    if importlib.util.find_spec(name) is None
+    for path in paths
+]
