@@ -237,6 +237,31 @@ def test_sharded_dask_array_partitions(client: Any) -> None:
     np.testing.assert_allclose(res.x["w"], expected, rtol=1e-5)
 
 
+@pytest.mark.parametrize("as_list", [True, False], ids=["list", "object-array"])
+def test_sharded_delayed_partitions(client: Any, as_list: bool) -> None:
+    """dask.array's to_delayed() partitions: computed on the cluster, fun_shard gets blocks."""
+    da = pytest.importorskip("dask.array")
+    rng = np.random.default_rng(6)
+    a = rng.normal(size=(300, 2))
+    blocks = da.from_array(a, chunks=(100, 2)).to_delayed()  # an object array of Delayed
+
+    def mean_square(x: dict, block: np.ndarray) -> tuple[float, dict]:
+        r = block @ x["w"] - 1.0
+        return float(r @ r), {"w": 2 * block.T @ r}
+
+    shards = list(blocks.ravel()) if as_list else blocks
+    fun = sharded(mean_square, shards, client)
+    assert len(fun.shards) == 3
+    assert all(isinstance(f, distributed.Future) for f in fun.shards)
+    types = client.gather(client.map(lambda b: type(b).__name__, fun.shards))
+    assert types == ["ndarray"] * 3
+    value, grad = fun({"w": np.zeros(2)})
+    assert value == pytest.approx(300.0) and grad["w"] == pytest.approx(-2 * a.sum(axis=0))
+    res = minimize(fun, {"w": np.zeros(2)})
+    expected = np.linalg.lstsq(a, np.ones(300), rcond=None)[0]
+    np.testing.assert_allclose(res.x["w"], expected, rtol=1e-5)
+
+
 def test_sharded_errors(client: Any) -> None:
     with pytest.raises(TypeError, match=r"client must be a dask\.distributed\.Client"):
         sharded(shard_loss, [], object())
