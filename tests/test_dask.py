@@ -6,6 +6,8 @@ test checks that no worker process is left behind.
 
 from __future__ import annotations
 
+import io
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -126,6 +128,22 @@ def failing(d: dict, p: np.ndarray, y: np.ndarray) -> tuple[float, dict]:
     if len(y) == 13:
         raise RuntimeError("bad segment")
     return beta_loss(d, p, y)
+
+
+def test_progress_bar_on_dask_moves_per_finished_chunk(client: Any) -> None:
+    pytest.importorskip("tqdm")
+    out = io.StringIO()
+    results = minimize_many(
+        beta_loss,
+        [x0_beta()] * 4,
+        args=[calibration_data(s, 50) for s in range(4)],
+        executor=client,
+        chunksize=1,
+        progress={"file": out, "mininterval": 0, "miniters": 1},
+    )
+    counts = [int(m) for m in re.findall(r"(\d+)/4 ", out.getvalue())]
+    assert all(r.success for r in results)
+    assert counts == sorted(counts) and sorted(set(counts)) == [0, 1, 2, 3, 4]
 
 
 def test_a_failing_problem_on_dask_keeps_the_others(client: Any) -> None:
