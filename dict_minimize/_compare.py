@@ -283,7 +283,13 @@ def compare(
     call of its closure counts as one gradient evaluation, row ``k`` is the first call of
     step ``k``, and a step its line search would take past the budget is undone. A value or
     gradient that is not finite (Adam diverging) is recorded as it is, and that run ends
-    there. With bounds, a framework optimizer is projected: each entry is clipped into its
+    there. An optax transformation with a line search (``optax.lbfgs()``,
+    ``scale_by_zoom_linesearch``, ``scale_by_backtracking_linesearch``) runs optax's documented
+    loop: ``update`` gets ``value``, ``grad`` and ``value_fn``, the next step reuses the value
+    and gradient kept in its state, every evaluation of the line search counts (row ``k``'s
+    ``njev`` is the evaluations so far), a step that would pass the budget is dropped, and no
+    value-only row ends the run; it needs a ``fun`` JAX differentiates and no bounds.
+    With bounds, a framework optimizer is projected: each entry is clipped into its
     bounds at the start and after every step.
 
     Args:
@@ -297,7 +303,8 @@ def compare(
             {"maxcor": 5}})``; a ``torch.optim.Optimizer`` subclass, alone or as ``(cls,
             {hyperparameters})`` such as ``(torch.optim.Adam, {"lr": 0.1})``; an optax
             factory with its hyperparameters, ``(optax.adam, {"learning_rate": 0.1})``, or a
-            built ``optax.GradientTransformation``; a Keras optimizer class with its
+            built ``optax.GradientTransformation`` (line searches included: ``optax.lbfgs()``);
+            a Keras optimizer class with its
             hyperparameters, ``(keras.optimizers.Adam, {"learning_rate": 0.1})``. A
             framework optimizer needs ``x0`` in its framework.
         max_grad_evals: the budget of gradient evaluations per optimizer, a positive int.
