@@ -406,22 +406,59 @@ def _num(v: float, spec: str = ".4g") -> str:
     return format(v, spec)
 
 
+def _table_header(target: float | None, f_min: float | None) -> list[str]:
+    """The columns of :func:`compare_table`."""
+    gap = "" if f_min is None else " - f_min"
+    header = ["optimizer", f"final{gap}", f"best{gap}", "grad evals"]
+    if target is not None:
+        header.append(f"evals to {target:g}")
+    header.append("seconds")
+    return header
+
+
+def _table_cells(
+    name: str, run: Any, target: float | None, f_min: float | None
+) -> tuple[list[str], bool]:
+    """One row of :func:`compare_table`, and whether its counts are function evaluations."""
+    tr = as_trace(run, f"traces[{name!r}]")
+    width = len(_table_header(target, f_min))
+    if not len(tr):
+        return [str(name)] + ["-"] * (width - 1), False
+    last = tr.row(-1)
+    by, mark = "njev", ""
+    if last["njev"] == 0 and last["nfev"] > 0:
+        by, mark = "nfev", "*"
+    shift = 0.0 if f_min is None else float(f_min)
+    finite = np.isfinite(tr.fun).any()
+    cells = [
+        str(name),
+        _num(last["fun"] - shift),
+        _num(tr.best()["fun"] - shift) if finite else "-",
+        f"{last[by]}{mark}",
+    ]
+    if target is not None:
+        hit = tr.evals_to(float(target), by=by)
+        cells.append("-" if hit is None else f"{hit}{mark}")
+    cells.append("-" if math.isnan(last["time"]) else f"{last['time']:.3g}")
+    return cells, bool(mark)
+
+
 def compare_table(
     traces: Mapping[str, Any], *, target: float | None = None, f_min: float | None = None
 ) -> str:
     """The runs of :func:`compare` side by side, as a plain-text table.
 
-    One row per trace: its name, the final value (and its gap to ``f_min`` when given), the
-    best value, the gradient evaluations used, the evaluations until the value first reached
-    ``target`` ("-" when it never did; only with ``target``) and the seconds the run took.
-    For a gradient-free run (no gradient evaluations) the counts are function evaluations,
-    marked ``*``.
+    One row per trace: its name, the final value and the best value (with ``f_min``: their
+    gaps to it, ``final - f_min`` and ``best - f_min``, in place of the values), the gradient
+    evaluations used, the evaluations until the value first reached ``target`` ("-" when it
+    never did; only with ``target``) and the seconds the run took. For a gradient-free run
+    (no gradient evaluations) the counts are function evaluations, marked ``*``.
 
     Args:
         traces: name -> :class:`~dict_minimize.Trace` (what :func:`compare` returns) or a
             result with a ``.trace`` (``minimize(..., trace=True)``).
         target: a value to reach; adds the column of evaluations until it was reached.
-        f_min: the known minimum; adds the column ``final - f_min``.
+        f_min: the known minimum; the value columns become the gaps to it.
 
     Returns:
         str: the table, fixed-width columns, one line per trace below a header and a rule.
@@ -433,10 +470,10 @@ def compare_table(
         >>> traces = compare(fn.objective(), fn.x0(),
         ...                  {"L-BFGS-B": "L-BFGS-B", "Newton-CG": "newton-cg"}, max_grad_evals=60)
         >>> print(compare_table(traces, target=13.0, f_min=fn.f_min))
-        optimizer  final  final - f_min  best   grad evals  evals to 13  seconds
-        ---------  -----  -------------  -----  ----------  -----------  -------...
-        L-BFGS-B   12.93  12.93          12.93  ...
-        Newton-CG  12.93  12.93          12.93  ...
+        optimizer  final - f_min  best - f_min  grad evals  evals to 13  seconds
+        ---------  -------------  ------------  ----------  -----------  -------...
+        L-BFGS-B   12.93          12.93         ...
+        Newton-CG  12.93          12.93         ...
     """
     if not isinstance(traces, Mapping):
         raise TypeError(
@@ -447,35 +484,13 @@ def compare_table(
         raise TypeError(f"target must be a number; got a {type_name(target)}")
     if f_min is not None and not isinstance(f_min, (int, float, np.number)):
         raise TypeError(f"f_min must be a number; got a {type_name(f_min)}")
-    header = ["optimizer", "final"]
-    if f_min is not None:
-        header.append("final - f_min")
-    header += ["best", "grad evals"]
-    if target is not None:
-        header.append(f"evals to {target:g}")
-    header.append("seconds")
+    header = _table_header(target, f_min)
     rows = []
     starred = False
     for name, run in traces.items():
-        tr = as_trace(run, f"traces[{name!r}]")
-        if not len(tr):
-            rows.append([str(name)] + ["-"] * (len(header) - 1))
-            continue
-        last = tr.row(-1)
-        by = "njev"
-        mark = ""
-        if last["njev"] == 0 and last["nfev"] > 0:
-            by, mark, starred = "nfev", "*", True
-        finite = np.isfinite(tr.fun).any()
-        cells = [str(name), _num(last["fun"])]
-        if f_min is not None:
-            cells.append(_num(last["fun"] - float(f_min)))
-        cells += [_num(tr.best()["fun"]) if finite else "-", f"{last[by]}{mark}"]
-        if target is not None:
-            hit = tr.evals_to(float(target), by=by)
-            cells.append("-" if hit is None else f"{hit}{mark}")
-        cells.append("-" if math.isnan(last["time"]) else f"{last['time']:.3g}")
+        cells, star = _table_cells(name, run, target, f_min)
         rows.append(cells)
+        starred = starred or star
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     lines = [
         "  ".join(c.ljust(w) for c, w in zip(header, widths, strict=True)).rstrip(),
