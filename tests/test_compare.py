@@ -630,6 +630,8 @@ def test_compare_table() -> None:
     assert "*" in nm and lines[-1].startswith("* function evaluations")
     hand = next(line for line in lines if line.startswith("hand"))
     assert hand.split()[1:4] == ["inf", "5", "2"] and " - " in hand  # the gaps to f_min = 0
+    shifted = compare_table({"t": Trace(fun=[5.0, 2.5, 3.0], nfev=[1, 2, 3])}, f_min=2.0)
+    assert shifted.splitlines()[2].split()[1:3] == ["1", "0.5"]  # final - f_min, best - f_min
     plain = compare_table(traces).splitlines()[0]
     assert "f_min" not in plain and "evals to" not in plain
     # a minimize result with a trace goes in as it is; anything else is refused
