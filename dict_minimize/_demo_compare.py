@@ -93,6 +93,13 @@ def run(
     return "\n".join(lines), figures
 
 
+def _drop_legend(ax: Any) -> None:
+    """Remove the Axes' own legend: the figure gets one legend outside the Axes instead."""
+    legend = ax.get_legend()
+    if legend is not None:
+        legend.remove()
+
+
 def _figures(fn: Any, traces: dict, out: Path, budget: int) -> list[Path]:
     if importlib.util.find_spec("matplotlib") is None:
         return []
@@ -116,7 +123,7 @@ def _figures(fn: Any, traces: dict, out: Path, budget: int) -> list[Path]:
         plot.convergence(
             traces, x="njev", f_min=fn.f_min, ax=ax, running_min=True, floor=FLOOR
         )
-        ax.get_legend().remove()
+        _drop_legend(ax)
         ax.grid(True, which="major", alpha=0.3)
         ax.set_xlim(0, budget)
     left.set_ylabel("best f - f_min so far (log scale)")
@@ -137,7 +144,7 @@ def _figures(fn: Any, traces: dict, out: Path, budget: int) -> list[Path]:
     # light greys: low values white, so that the coloured paths along the valley stand out
     greys = matplotlib.colors.ListedColormap(plt.get_cmap("Greys")(np.linspace(0.0, 0.55, 256)))
     plot.paths(fn, traces, ax=ax, cmap=greys)
-    ax.get_legend().remove()
+    _drop_legend(ax)
     handles, labels = ax.get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside right upper", fontsize="small")
     ax.set_title(f"Rosenbrock from {start}: the paths, {budget} gradient evaluations at most")
