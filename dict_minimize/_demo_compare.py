@@ -15,8 +15,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from dict_minimize._compare import _table_cells, _table_header, compare
 from dict_minimize._trace import Trace
 from dict_minimize.testfunctions import rosenbrock
@@ -100,59 +98,71 @@ def _drop_legend(ax: Any) -> None:
         legend.remove()
 
 
-def _figures(fn: Any, traces: dict, out: Path, budget: int) -> list[Path]:
-    if importlib.util.find_spec("matplotlib") is None:
-        return []
-    import matplotlib
-    import matplotlib.colors
-
-    matplotlib.use("Agg")  # files only: the demo never opens a window
-    import matplotlib.pyplot as plt
-
+def draw_convergence(
+    fig: Any, traces: dict, *, f_min: float, budget: int, zoom: tuple[float, float] = ZOOM
+) -> None:
+    """On ``fig``: (a) every run's best ``f - f_min`` so far on a log axis (floored at
+    :data:`FLOOR`), (b) the same on a linear axis over ``zoom``, where the first-order runs
+    are; one legend, outside the panels (``fig`` should use ``layout="constrained"``)."""
     from dict_minimize import plot
 
-    out.mkdir(parents=True, exist_ok=True)
-    written = []
-    start = f"({fn.start['x']:g}, {fn.start['y']:g})"
-
-    # convergence: every run on a log axis (a), the first-order runs' band on a linear one (b)
-    fig, (left, right) = plt.subplots(
-        1, 2, figsize=(10, 4.2), dpi=150, layout="constrained", sharex=True
-    )
+    left, right = fig.subplots(1, 2, sharex=True)
     for ax in (left, right):
-        plot.convergence(
-            traces, x="njev", f_min=fn.f_min, ax=ax, running_min=True, floor=FLOOR
-        )
+        plot.convergence(traces, x="njev", f_min=f_min, ax=ax, running_min=True, floor=FLOOR)
         _drop_legend(ax)
         ax.grid(True, which="major", alpha=0.3)
         ax.set_xlim(0, budget)
     left.set_ylabel("best f - f_min so far (log scale)")
     left.set_title("(a) all runs")
     right.set_yscale("linear")
-    right.set_ylim(*ZOOM)
+    right.set_ylim(*zoom)
     right.set_ylabel("best f - f_min so far")
-    right.set_title(f"(b) the same, linear scale, {ZOOM[0]:g} to {ZOOM[1]:g}")
+    right.set_title(f"(b) the same, linear scale, {zoom[0]:g} to {zoom[1]:g}")
     handles, labels = left.get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside right center", fontsize="small")
-    fig.suptitle(f"Rosenbrock from {start}: best value so far per gradient evaluation")
-    path = out / "convergence.png"
-    fig.savefig(path)
-    plt.close(fig)
-    written.append(path)
 
-    fig, ax = plt.subplots(figsize=(8.5, 5.5), dpi=150, layout="constrained")
-    # light greys: low values white, so that the coloured paths along the valley stand out
-    greys = matplotlib.colors.ListedColormap(plt.get_cmap("Greys")(np.linspace(0.0, 0.55, 256)))
-    plot.paths(fn, traces, ax=ax, cmap=greys)
+
+def light_greys() -> Any:
+    """A colormap of light greys (low values white), over which coloured paths stand out."""
+    import matplotlib
+    import matplotlib.colors
+    import numpy as np
+
+    return matplotlib.colors.ListedColormap(
+        matplotlib.colormaps["Greys"](np.linspace(0.0, 0.55, 256))
+    )
+
+
+def draw_paths(fig: Any, fn: Any, traces: dict) -> Any:
+    """On ``fig``: the paths over ``fn``'s contours in light greys, the legend outside."""
+    from dict_minimize import plot
+
+    ax = fig.subplots()
+    plot.paths(fn, traces, ax=ax, cmap=light_greys())
     _drop_legend(ax)
     handles, labels = ax.get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside right upper", fontsize="small")
+    return ax
+
+
+def _figures(fn: Any, traces: dict, out: Path, budget: int) -> list[Path]:
+    if importlib.util.find_spec("matplotlib") is None:
+        return []
+    from matplotlib.figure import Figure  # no pyplot: no global state, never a window
+
+    out.mkdir(parents=True, exist_ok=True)
+    start = f"({fn.start['x']:g}, {fn.start['y']:g})"
+    fig = Figure(figsize=(10, 4.2), dpi=150, layout="constrained")
+    draw_convergence(fig, traces, f_min=fn.f_min, budget=budget)
+    fig.suptitle(f"Rosenbrock from {start}: best value so far per gradient evaluation")
+    convergence = out / "convergence.png"
+    fig.savefig(convergence)
+    fig = Figure(figsize=(8.5, 5.5), dpi=150, layout="constrained")
+    ax = draw_paths(fig, fn, traces)
     ax.set_title(f"Rosenbrock from {start}: the paths, {budget} gradient evaluations at most")
-    path = out / "paths.png"
-    fig.savefig(path)
-    plt.close(fig)
-    written.append(path)
-    return written
+    paths = out / "paths.png"
+    fig.savefig(paths)
+    return [convergence, paths]
 
 
-__all__ = ["TARGET", "optimizers", "run"]
+__all__ = ["FLOOR", "TARGET", "ZOOM", "draw_convergence", "draw_paths", "optimizers", "run"]

@@ -256,8 +256,12 @@ def paths(
         bar.minorticks_off()
         bar.set_label("f(x, y), log scale")
     else:
-        cs = ax.contourf(gx, gy, z, levels=levels, cmap=cmap)
-        bar = ax.figure.colorbar(cs, ax=ax)
+        import matplotlib.ticker
+
+        # round-number levels (MaxNLocator), so that the colour bar's ticks are round too
+        lv = matplotlib.ticker.MaxNLocator(nbins=levels).tick_values(lo, hi)
+        cs = ax.contourf(gx, gy, z, levels=lv, cmap=cmap)
+        bar = ax.figure.colorbar(cs, ax=ax, ticks=matplotlib.ticker.MaxNLocator(nbins=8))
         bar.set_label("f(x, y)")
     started = False
     for i, (name, run) in enumerate(_runs(runs)):
