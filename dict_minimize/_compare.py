@@ -283,7 +283,13 @@ def compare(
     call of its closure counts as one gradient evaluation, row ``k`` is the first call of
     step ``k``, and a step its line search would take past the budget is undone. A value or
     gradient that is not finite (Adam diverging) is recorded as it is, and that run ends
-    there. With bounds, a framework optimizer is projected: each entry is clipped into its
+    there. An optax transformation with a line search (``optax.lbfgs()``,
+    ``scale_by_zoom_linesearch``, ``scale_by_backtracking_linesearch``) runs optax's documented
+    loop: ``update`` gets ``value``, ``grad`` and ``value_fn``, the next step reuses the value
+    and gradient kept in its state, every evaluation of the line search counts (row ``k``'s
+    ``njev`` is the evaluations so far), a step that would pass the budget is dropped, and no
+    value-only row ends the run; it needs a ``fun`` JAX differentiates and no bounds.
+    With bounds, a framework optimizer is projected: each entry is clipped into its
     bounds at the start and after every step.
 
     Args:
@@ -297,7 +303,8 @@ def compare(
             {"maxcor": 5}})``; a ``torch.optim.Optimizer`` subclass, alone or as ``(cls,
             {hyperparameters})`` such as ``(torch.optim.Adam, {"lr": 0.1})``; an optax
             factory with its hyperparameters, ``(optax.adam, {"learning_rate": 0.1})``, or a
-            built ``optax.GradientTransformation``; a Keras optimizer class with its
+            built ``optax.GradientTransformation`` (line searches included: ``optax.lbfgs()``);
+            a Keras optimizer class with its
             hyperparameters, ``(keras.optimizers.Adam, {"learning_rate": 0.1})``. A
             framework optimizer needs ``x0`` in its framework.
         max_grad_evals: the budget of gradient evaluations per optimizer, a positive int.
@@ -399,22 +406,59 @@ def _num(v: float, spec: str = ".4g") -> str:
     return format(v, spec)
 
 
+def _table_header(target: float | None, f_min: float | None) -> list[str]:
+    """The columns of :func:`compare_table`."""
+    gap = "" if f_min is None else " - f_min"
+    header = ["optimizer", f"final{gap}", f"best{gap}", "grad evals"]
+    if target is not None:
+        header.append(f"evals to {target:g}")
+    header.append("seconds")
+    return header
+
+
+def _table_cells(
+    name: str, run: Any, target: float | None, f_min: float | None
+) -> tuple[list[str], bool]:
+    """One row of :func:`compare_table`, and whether its counts are function evaluations."""
+    tr = as_trace(run, f"traces[{name!r}]")
+    width = len(_table_header(target, f_min))
+    if not len(tr):
+        return [str(name)] + ["-"] * (width - 1), False
+    last = tr.row(-1)
+    by, mark = "njev", ""
+    if last["njev"] == 0 and last["nfev"] > 0:
+        by, mark = "nfev", "*"
+    shift = 0.0 if f_min is None else float(f_min)
+    finite = np.isfinite(tr.fun).any()
+    cells = [
+        str(name),
+        _num(last["fun"] - shift),
+        _num(tr.best()["fun"] - shift) if finite else "-",
+        f"{last[by]}{mark}",
+    ]
+    if target is not None:
+        hit = tr.evals_to(float(target), by=by)
+        cells.append("-" if hit is None else f"{hit}{mark}")
+    cells.append("-" if math.isnan(last["time"]) else f"{last['time']:.3g}")
+    return cells, bool(mark)
+
+
 def compare_table(
     traces: Mapping[str, Any], *, target: float | None = None, f_min: float | None = None
 ) -> str:
     """The runs of :func:`compare` side by side, as a plain-text table.
 
-    One row per trace: its name, the final value (and its gap to ``f_min`` when given), the
-    best value, the gradient evaluations used, the evaluations until the value first reached
-    ``target`` ("-" when it never did; only with ``target``) and the seconds the run took.
-    For a gradient-free run (no gradient evaluations) the counts are function evaluations,
-    marked ``*``.
+    One row per trace: its name, the final value and the best value (with ``f_min``: their
+    gaps to it, ``final - f_min`` and ``best - f_min``, in place of the values), the gradient
+    evaluations used, the evaluations until the value first reached ``target`` ("-" when it
+    never did; only with ``target``) and the seconds the run took. For a gradient-free run
+    (no gradient evaluations) the counts are function evaluations, marked ``*``.
 
     Args:
         traces: name -> :class:`~dict_minimize.Trace` (what :func:`compare` returns) or a
             result with a ``.trace`` (``minimize(..., trace=True)``).
         target: a value to reach; adds the column of evaluations until it was reached.
-        f_min: the known minimum; adds the column ``final - f_min``.
+        f_min: the known minimum; the value columns become the gaps to it.
 
     Returns:
         str: the table, fixed-width columns, one line per trace below a header and a rule.
@@ -426,10 +470,10 @@ def compare_table(
         >>> traces = compare(fn.objective(), fn.x0(),
         ...                  {"L-BFGS-B": "L-BFGS-B", "Newton-CG": "newton-cg"}, max_grad_evals=60)
         >>> print(compare_table(traces, target=13.0, f_min=fn.f_min))
-        optimizer  final  final - f_min  best   grad evals  evals to 13  seconds
-        ---------  -----  -------------  -----  ----------  -----------  -------...
-        L-BFGS-B   12.93  12.93          12.93  ...
-        Newton-CG  12.93  12.93          12.93  ...
+        optimizer  final - f_min  best - f_min  grad evals  evals to 13  seconds
+        ---------  -------------  ------------  ----------  -----------  -------...
+        L-BFGS-B   12.93          12.93         ...
+        Newton-CG  12.93          12.93         ...
     """
     if not isinstance(traces, Mapping):
         raise TypeError(
@@ -440,35 +484,13 @@ def compare_table(
         raise TypeError(f"target must be a number; got a {type_name(target)}")
     if f_min is not None and not isinstance(f_min, (int, float, np.number)):
         raise TypeError(f"f_min must be a number; got a {type_name(f_min)}")
-    header = ["optimizer", "final"]
-    if f_min is not None:
-        header.append("final - f_min")
-    header += ["best", "grad evals"]
-    if target is not None:
-        header.append(f"evals to {target:g}")
-    header.append("seconds")
+    header = _table_header(target, f_min)
     rows = []
     starred = False
     for name, run in traces.items():
-        tr = as_trace(run, f"traces[{name!r}]")
-        if not len(tr):
-            rows.append([str(name)] + ["-"] * (len(header) - 1))
-            continue
-        last = tr.row(-1)
-        by = "njev"
-        mark = ""
-        if last["njev"] == 0 and last["nfev"] > 0:
-            by, mark, starred = "nfev", "*", True
-        finite = np.isfinite(tr.fun).any()
-        cells = [str(name), _num(last["fun"])]
-        if f_min is not None:
-            cells.append(_num(last["fun"] - float(f_min)))
-        cells += [_num(tr.best()["fun"]) if finite else "-", f"{last[by]}{mark}"]
-        if target is not None:
-            hit = tr.evals_to(float(target), by=by)
-            cells.append("-" if hit is None else f"{hit}{mark}")
-        cells.append("-" if math.isnan(last["time"]) else f"{last['time']:.3g}")
+        cells, star = _table_cells(name, run, target, f_min)
         rows.append(cells)
+        starred = starred or star
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     lines = [
         "  ".join(c.ljust(w) for c, w in zip(header, widths, strict=True)).rstrip(),

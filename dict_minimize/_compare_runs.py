@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import math
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -306,6 +307,34 @@ def _jax_functions(prob: _Problem) -> tuple[Callable, Callable, Callable]:
     return vg, value, norm
 
 
+def _extra_args(tx: Any) -> bool:
+    """Whether ``tx.update`` takes optax's extra keywords (``value``, ``grad``, ``value_fn``)."""
+    optax = sys.modules.get("optax")
+    return optax is not None and isinstance(tx, optax.GradientTransformationExtraArgs)
+
+
+def _line_search_steps(state: Any) -> list[Any]:
+    """The ``num_linesearch_steps`` leaves of an optax state: one per line search in it."""
+    import jax
+
+    return [
+        leaf
+        for path, leaf in jax.tree_util.tree_flatten_with_path(state)[0]
+        if path and getattr(path[-1], "name", None) == "num_linesearch_steps"
+    ]
+
+
+def _stored(state: Any, name: str) -> Any:
+    """The line search's ``value`` or ``grad`` kept in the state (as
+    ``optax.value_and_grad_from_state`` reads it); None when absent or ambiguous."""
+    import optax
+
+    try:
+        return optax.tree.get(state, name)
+    except KeyError:  # several: which one is the line search's is not ours to guess
+        return None
+
+
 def _run_optax(plan: _Plan, prob: _Problem) -> Trace:
     import jax
     import jax.numpy as jnp
@@ -313,6 +342,7 @@ def _run_optax(plan: _Plan, prob: _Problem) -> Trace:
     layout, budget, tx = prob.layout, prob.budget, plan.target
     vg, value, norm = _jax_functions(prob)
     params = layout.build(list(prob.leaves))  # JAX arrays are immutable: x0 cannot change
+    extra = _extra_args(tx)
 
     try:
         from optax import apply_updates
@@ -324,8 +354,11 @@ def _run_optax(plan: _Plan, prob: _Problem) -> Trace:
             )
 
     @jax.jit
-    def update(grads: Any, state: Any, p: Any) -> Any:
-        updates, state = tx.update(grads, state, p)
+    def update(grads: Any, state: Any, p: Any, f: Any) -> Any:
+        if extra:  # what optax.contrib's and the line searches' transformations may need
+            updates, state = tx.update(grads, state, p, value=f, grad=grads, value_fn=value)
+        else:
+            updates, state = tx.update(grads, state, p)
         return apply_updates(p, updates), state
 
     def project(p: Any) -> Any:
@@ -353,17 +386,75 @@ def _run_optax(plan: _Plan, prob: _Problem) -> Trace:
 
         params = project(params)
     state = _construct(plan, lambda: tx.init(params))
+    if extra and _line_search_steps(state):
+        _check_line_search(plan, prob)
+        return _run_optax_line_search(plan, prob, params, state, update)
     rec = _Recorder(plan.name, prob.keep_x)
     for k in range(budget):
         f, grads = vg(params)
-        f, g_norm = float(f), float(norm(grads))
-        rec.add(f, g_norm, k + 1, k + 1, k, functools.partial(_itself, params))
-        if not (math.isfinite(f) and math.isfinite(g_norm)):
+        f_host, g_norm = float(f), float(norm(grads))
+        rec.add(f_host, g_norm, k + 1, k + 1, k, functools.partial(_itself, params))
+        if not (math.isfinite(f_host) and math.isfinite(g_norm)):
             return rec.trace
-        params, state = update(grads, state, params)
+        params, state = update(grads, state, params, f)
         params = project(params)
     rec.add(float(value(params)), math.nan, budget + 1, budget, budget, lambda: params)
     return rec.trace
+
+
+def _check_line_search(plan: _Plan, prob: _Problem) -> None:
+    if prob.pair:
+        raise TypeError(
+            f"optimizer {plan.name!r} runs a line search (optax.lbfgs, "
+            "optax.scale_by_zoom_linesearch, ...), which differentiates fun itself with "
+            "jax.value_and_grad; with jac=True fun returns its own gradient: give compare a fun "
+            "that returns the value only (jac=None), or use 'L-BFGS-B'"
+        )
+    if prob.bounds is not None:
+        raise TypeError(
+            f"optimizer {plan.name!r} runs a line search (optax.lbfgs, "
+            "optax.scale_by_zoom_linesearch, ...), which cannot be projected onto lb_dict/"
+            "ub_dict (its stored value and gradient would belong to the point before the "
+            "clip): compare it without bounds, or use 'L-BFGS-B'"
+        )
+
+
+def _run_optax_line_search(
+    plan: _Plan, prob: _Problem, params: Any, state: Any, update: Callable
+) -> Trace:
+    """optax's documented loop for a line search (``optax.lbfgs()``, ``scale_by_zoom_linesearch``,
+    ``scale_by_backtracking_linesearch``): each update gets ``value``, ``grad`` and
+    ``value_fn``, and the next step reuses the value and gradient the line search left in the
+    state (``optax.value_and_grad_from_state``). Every evaluation of the line search counts:
+    ``num_linesearch_steps`` of them per step (gradient evaluations when the line search keeps
+    the gradient, function evaluations otherwise, then one gradient evaluation)."""
+    vg, _, norm = _jax_functions(prob)
+    budget = prob.budget
+    rec = _Recorder(plan.name, prob.keep_x)
+    f, grads = vg(params)
+    nfev = njev = 1
+    k = 0
+    while True:
+        f_host, g_norm = float(f), float(norm(grads))
+        rec.add(f_host, g_norm, nfev, njev, k, functools.partial(_itself, params))
+        if not (math.isfinite(f_host) and math.isfinite(g_norm)) or njev >= budget:
+            return rec.trace
+        new_params, new_state = update(grads, state, params, f)
+        steps = sum(int(n) for n in _line_search_steps(new_state))
+        f_new, g_new = _stored(new_state, "value"), _stored(new_state, "grad")
+        reuse = g_new is not None and f_new is not None and math.isfinite(float(f_new))
+        cost = steps if reuse else (0 if g_new is None else steps) + 1
+        if njev + cost > budget:  # the line search ran past the budget: the step is undone
+            return rec.trace
+        params, state, k = new_params, new_state, k + 1
+        nfev += steps
+        if reuse:
+            njev += steps
+            f, grads = f_new, g_new
+        else:
+            njev += cost - 1
+            f, grads = vg(params)
+            nfev, njev = nfev + 1, njev + 1
 
 
 # -- TensorFlow and Keras --------------------------------------------------------------------

@@ -72,6 +72,21 @@ def _in_process(executor: Any) -> bool:
     return executor is None or isinstance(executor, concurrent.futures.ThreadPoolExecutor)
 
 
+class _Deferred:
+    """A chunk to solve in this process when its result is asked for (``executor=None``).
+
+    Solving at submission would finish the whole batch before the first result is taken, and a
+    progress bar would jump from 0 to the end; deferred, each problem is solved as the caller
+    takes it, and the bar moves with it.
+    """
+
+    def __init__(self, shared: Any, chunk: Any) -> None:
+        self.shared, self.chunk = shared, chunk
+
+    def result(self) -> Any:
+        return _solve_chunk(self.shared, self.chunk)
+
+
 class _Runner:
     """submit/as_completed over the executor kinds: the only part that differs between them."""
 
@@ -98,17 +113,14 @@ class _Runner:
 
     def submit(self, shared: Any, chunk: Any) -> Any:
         if self.executor is None:
-            future: concurrent.futures.Future = concurrent.futures.Future()
-            try:
-                future.set_result(_solve_chunk(shared, chunk))
-            except BaseException as exc:  # pragma: no cover - _solve_chunk catches per problem
-                future.set_exception(exc)
-            return future
+            return _Deferred(shared, chunk)
         if self.dask:
             return self.executor.submit(_solve_chunk, shared, chunk, pure=False)
         return self.executor.submit(_solve_chunk, shared, chunk)
 
     def as_completed(self, futures: list[Any]) -> Iterator[Any]:
+        if self.executor is None:  # _Deferred chunks: solved one by one, in order
+            return iter(futures)
         if not self.dask:
             return concurrent.futures.as_completed(futures)
         from distributed import as_completed

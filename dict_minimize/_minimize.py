@@ -32,7 +32,7 @@ from dict_minimize._result import (  # noqa: F401 (OptimizeResult, PrecisionWarn
     _result,
 )
 from dict_minimize._threads import blas_limit
-from dict_minimize._trace import Monitor, check_time_limit, check_trace_arg
+from dict_minimize._trace import Monitor, bar_total, check_time_limit, check_trace_arg
 
 #: every method name ``scipy.optimize.minimize`` accepts (lower case)
 METHODS = (
@@ -330,7 +330,8 @@ def minimize(
             ``'x'`` also keeps each row's point as a dict like ``x0``. Works beside
             ``callback``.
         progress: ``True`` shows a tqdm progress bar (iterations, current value,
-            evaluations); a dict passes options to ``tqdm``. Needs the ``[progress]`` extra.
+            evaluations), with ``options["maxiter"]`` as its total when given; a dict passes
+            options to ``tqdm``. Needs the ``[progress]`` extra.
         time_limit: seconds; at the first iteration that ends after the limit the run stops
             as SciPy stops for a callback's ``StopIteration``: ``x`` is that iterate,
             ``success=False``, ``status=99`` (trust-constr: 3) and the message says the limit
@@ -555,7 +556,12 @@ def solve(
     monitor = None
     if watch:
         monitor = Monitor(
-            trace=record, keep_x=keep_x, progress=progress, time_limit=limit, method=str(meth)
+            trace=record,
+            keep_x=keep_x,
+            progress=progress,
+            time_limit=limit,
+            method=str(meth),
+            total=bar_total(options),
         )
         run.on_first = _first_row(monitor, run)
         run.on_first_grad = monitor.first_grad

@@ -252,14 +252,29 @@ def check_time_limit(time_limit: Any) -> float | None:
     return float(time_limit)
 
 
-def _make_bar(progress: Any, method: str) -> Any:
+def bar_total(options: Any) -> int | None:
+    """The bar's total: ``options["maxiter"]`` when given as an int, else None (no total).
+
+    SciPy's defaults are left out: they differ by method and size (L-BFGS-B 15000, BFGS
+    200 x n, ...) and a run that converges stops long before them, so a bar over them would
+    read 0% throughout.
+    """
+    if not isinstance(options, Mapping):
+        return None
+    maxiter = options.get("maxiter")
+    if isinstance(maxiter, bool) or not isinstance(maxiter, (int, np.integer)) or maxiter < 1:
+        return None
+    return int(maxiter)
+
+
+def _make_bar(progress: Any, method: str, total: int | None = None) -> Any:
     try:
         from tqdm.auto import tqdm
     except ImportError as exc:
         raise ImportError(
             "progress=True needs tqdm: pip install 'dict_minimize[progress]'"
         ) from exc
-    kwargs: dict[str, Any] = {"desc": method, "unit": "it", "leave": True}
+    kwargs: dict[str, Any] = {"desc": method, "unit": "it", "leave": True, "total": total}
     if isinstance(progress, Mapping):
         kwargs.update(progress)
     return tqdm(**kwargs)
@@ -281,6 +296,7 @@ class Monitor:
         progress: Any,
         time_limit: float | None,
         method: str,
+        total: int | None = None,
     ) -> None:
         self.trace = Trace(label=method, x=[] if keep_x else None) if trace else None
         self.keep_x = keep_x
@@ -296,7 +312,7 @@ class Monitor:
                     "progress must be False, True or a dict of tqdm options; got a "
                     f"{type_name(progress)}"
                 )
-            self.bar = _make_bar(progress, method)
+            self.bar = _make_bar(progress, method, total)
 
     @property
     def needs_rows(self) -> bool:

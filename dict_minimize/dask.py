@@ -163,7 +163,10 @@ def sharded(fun_shard: Callable, shards: Any, client: Any) -> ShardedObjective:
         shards: where the data is: a list of ``distributed.Future`` (already on the workers:
             ``client.scatter(...)``, ``client.submit(load, ...)``), or a Dask collection
             (``dask.array``, ``dask.dataframe``, ``dask.bag``), which is persisted once and
-            whose partitions become the shards. A list of plain objects is scattered once.
+            whose partitions become the shards. In a list, a Dask collection (a
+            ``dask.delayed.Delayed``, such as the partitions ``array.to_delayed()`` returns,
+            also accepted as that object array) is computed once on the cluster and
+            ``fun_shard`` gets its value; plain objects are scattered once.
         client: the ``dask.distributed.Client``.
 
     Returns:
@@ -196,10 +199,19 @@ def sharded(fun_shard: Callable, shards: Any, client: Any) -> ShardedObjective:
         raise TypeError(f"client must be a dask.distributed.Client; got a {type_name(client)}")
     import dask
 
+    if isinstance(shards, np.ndarray) and shards.dtype == object:
+        shards = shards.ravel().tolist()  # what dask.array.Array.to_delayed() returns
     if dask.is_dask_collection(shards):
         futures = sorted(distributed.futures_of(client.persist(shards)), key=_sort_key)
     elif isinstance(shards, Sequence) and not isinstance(shards, (str, bytes)):
         items = list(shards)
+        # Dask collections in the list (the Delayed partitions of to_delayed()): computed on
+        # the cluster, once; each shard is then the computed value, held by a worker
+        lazy = [i for i, s in enumerate(items) if dask.is_dask_collection(s)]
+        if lazy:
+            computed = client.compute([items[i] for i in lazy])
+            for i, f in zip(lazy, computed, strict=True):
+                items[i] = f
         plain = [i for i, s in enumerate(items) if not isinstance(s, distributed.Future)]
         if plain:
             scattered = client.scatter([items[i] for i in plain], hash=False)
@@ -208,8 +220,9 @@ def sharded(fun_shard: Callable, shards: Any, client: Any) -> ShardedObjective:
         futures = items
     else:
         raise TypeError(
-            "shards must be a list of futures (or of data to scatter once) or a Dask "
-            f"collection; got a {type_name(shards)}"
+            "shards must be a list of futures (or of data to scatter once, or of Dask "
+            "collections such as the Delayed partitions of dask.array.Array.to_delayed()) or a "
+            f"Dask collection; got a {type_name(shards)}"
         )
     if not futures:
         raise ValueError("shards is empty: there is no data to sum over")

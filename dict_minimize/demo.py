@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import importlib.util
 import sys
 import time
@@ -262,54 +263,100 @@ def run(
     frameworks: Sequence[str] = FRAMEWORKS,
     repeat: int = 1,
     blas: int | None = 1,
+    *,
+    on_row: Callable[[Row], None] | None = None,
+    status: Callable[[str], None] | None = None,
 ) -> tuple[list[Row], list[str]]:
     """Solve the problem in each of ``frameworks`` that is installed.
 
-    ``blas`` limits BLAS threads during the solves (None: leave them as they are). Returns the
-    rows of the table and the frameworks skipped because they are not installed.
+    ``blas`` limits BLAS threads during the solves (None: leave them as they are). ``on_row``
+    gets each row as soon as it is done, ``status`` a note of what is loading or running.
+    Returns the rows of the table and the frameworks skipped because they are not installed.
     """
     problem = make_problem(size)
     rows, skipped = [], []
     for fw in frameworks:
-        if is_installed(fw):
-            with blas_threads(blas):
-                rows.append(solve(fw, problem, repeat))
-        else:
+        if not is_installed(fw):
             skipped.append(fw)
+            continue
+        if status is not None and fw not in sys.modules:
+            status(f"importing {fw} (the first import of a framework takes seconds) ...")
+        with contextlib.suppress(Exception):  # solve() reports a failing import in its row
+            importlib.import_module(fw)
+        if status is not None:
+            status(f"solving with {fw} ...")
+        with blas_threads(blas):
+            rows.append(solve(fw, problem, repeat))
+        if on_row is not None:
+            on_row(rows[-1])
     return rows, skipped
+
+
+#: the table's columns, and widths that hold every value, so that rows print as they come
+HEADER = ("framework", "dtype", "method", "success", "fun", "nit", "nfev", "max |x - x*|",
+          "wall time")  # fmt: skip
+WIDTHS = (10, 7, 8, 7, 10, 5, 5, 12, 10)
+_NUMERIC = frozenset({4, 5, 6, 7, 8})
+
+
+def _cells(r: Row) -> tuple[str, ...]:
+    return (
+        r.framework,
+        r.dtype,
+        r.method,
+        "yes" if r.success else "NO",
+        f"{r.fun:.3e}",
+        str(r.nit),
+        str(r.nfev),
+        f"{r.max_err:.2e}",
+        f"{r.seconds * 1e3:.1f} ms" if np.isfinite(r.seconds) else "-",
+    )
+
+
+def _join(cells: Sequence[str], widths: Sequence[int], header: bool = False) -> str:
+    return "  ".join(
+        c.rjust(w) if i in _NUMERIC and not header else c.ljust(w)
+        for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+    ).rstrip()
+
+
+def format_header(widths: Sequence[int] = WIDTHS) -> str:
+    """The table's header and rule."""
+    return _join(HEADER, widths, header=True) + "\n" + "  ".join("-" * w for w in widths)
+
+
+def format_row(row: Row, widths: Sequence[int] = WIDTHS) -> str:
+    """One row of the table, in the columns of :func:`format_header`."""
+    return _join(_cells(row), widths)
 
 
 def format_table(rows: Sequence[Row]) -> str:
     """The rows as a plain-text table with aligned columns."""
-    header = ("framework", "dtype", "method", "success", "fun", "nit", "nfev",
-              "max |x - x*|", "wall time")  # fmt: skip
-    lines = [header]
-    for r in rows:
-        lines.append(
-            (
-                r.framework,
-                r.dtype,
-                r.method,
-                "yes" if r.success else "NO",
-                f"{r.fun:.3e}",
-                str(r.nit),
-                str(r.nfev),
-                f"{r.max_err:.2e}",
-                f"{r.seconds * 1e3:.1f} ms" if np.isfinite(r.seconds) else "-",
-            )
-        )
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    numeric = {4, 5, 6, 7, 8}
-    out = []
-    for j, line in enumerate(lines):
-        cells = [
-            c.rjust(w) if i in numeric and j > 0 else c.ljust(w)
-            for i, (c, w) in enumerate(zip(line, widths, strict=True))
-        ]
-        out.append("  ".join(cells).rstrip())
-        if j == 0:
-            out.append("  ".join("-" * w for w in widths))
-    return "\n".join(out)
+    cells = [_cells(r) for r in rows]
+    widths = [max(w, *(len(c[i]) for c in cells)) for i, w in enumerate(WIDTHS)]
+    return "\n".join([format_header(widths), *(_join(c, widths) for c in cells)])
+
+
+class _Status:
+    """Notes of what is loading or running, on stderr: on a terminal one transient line,
+    erased before the next output; elsewhere (a log, a pipe) one line each."""
+
+    def __init__(self, stream: Any = None) -> None:
+        self.stream = sys.stderr if stream is None else stream
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.shown = False
+
+    def __call__(self, message: str) -> None:
+        self.clear()
+        self.stream.write(message if self.tty else message + "\n")
+        self.stream.flush()
+        self.shown = self.tty
+
+    def clear(self) -> None:
+        if self.shown:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
+            self.shown = False
 
 
 def _parse_frameworks(values: Sequence[str], parser: argparse.ArgumentParser) -> list[str]:
@@ -391,9 +438,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"Rosenbrock in {problem.size} dims as a dict ({shapes}), ub b <= {UPPER_B:g}, "
         f"x* = 1, method {METHOD}"
     )
-    rows, skipped = run(args.size, frameworks, args.repeat, args.blas_threads or None)
-    if rows:
-        print(format_table(rows))
+    status = _Status()
+
+    def show(line: str) -> None:
+        status.clear()
+        print(line, flush=True)
+
+    if any(is_installed(fw) for fw in frameworks):
+        show(format_header())
+    rows, skipped = run(
+        args.size,
+        frameworks,
+        args.repeat,
+        args.blas_threads or None,
+        on_row=lambda row: show(format_row(row)),
+        status=status,
+    )
+    status.clear()
     for fw in skipped:
         print(f"skipped {fw}: not installed")
     failed = [r for r in rows if not r.ok]
@@ -405,8 +466,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.budget:
         from dict_minimize import _demo_compare
 
-        table, figures = _demo_compare.run(args.budget, Path(args.out))
-        print(table)
+        _, figures = _demo_compare.run(args.budget, Path(args.out), echo=show, status=status)
+        status.clear()
         for path in figures:
             print(f"saved {path}")
         if not figures:

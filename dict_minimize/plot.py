@@ -37,6 +37,20 @@ X_AXES = {
 }
 #: the smallest gap drawn on a log axis (a gap of exactly 0 is drawn there)
 GAP_FLOOR = 1e-300
+#: line styles and markers cycled with the colours, so that runs stay apart where their lines
+#: overlap and in grey print; run i gets the same look in every figure here
+_LINESTYLES = ("-", "--", "-.", ":")
+_MARKERS = ("o", "s", "^", "v", "D", "P", "X", "<")
+
+
+def _look(i: int, n_points: int) -> dict[str, Any]:
+    """Line style, marker and marker spacing of run ``i`` (about 10 markers per line)."""
+    return {
+        "linestyle": _LINESTYLES[i % len(_LINESTYLES)],
+        "marker": _MARKERS[i % len(_MARKERS)],
+        "markevery": max(1, n_points // 10),
+        "markersize": 4,
+    }
 
 
 def _pyplot() -> Any:
@@ -77,6 +91,7 @@ def convergence(
     ax: Any = None,
     running_min: bool = False,
     title: str | None = None,
+    floor: float | None = None,
 ) -> Any:
     """Draw the objective (or its gap to ``f_min``) of each run against evaluations or time.
 
@@ -92,9 +107,12 @@ def convergence(
         running_min: draw the best value so far instead (for Adam or SGD, whose values go up
             and down).
         title: the Axes' title.
+        floor: a positive number: values (or gaps) below it are drawn at it and a log y axis
+            starts there, so that a run that reached 1e-300 does not stretch the axis.
 
     Returns:
-        The Axes. The y axis is logarithmic when every value drawn is positive.
+        The Axes. The y axis is logarithmic when every value drawn is positive. Each run has
+        its own colour, line style and marker (the same for run ``i`` in :func:`paths`).
 
     Example:
         >>> import matplotlib
@@ -107,12 +125,18 @@ def convergence(
     """
     if x not in X_AXES:
         raise ValueError(f"x must be one of {', '.join(map(repr, X_AXES))}; got {x!r}")
+    if floor is not None and (
+        isinstance(floor, bool)
+        or not isinstance(floor, (int, float, np.floating))
+        or not 0 < floor < math.inf
+    ):
+        raise ValueError(f"floor must be None or a positive number; got {floor!r}")
     pairs = [
         (name, as_trace(run, f"runs[{name!r}]" if name else "runs")) for name, run in _runs(runs)
     ]
     ax = _axes(ax)
     positive = True
-    for name, tr in pairs:
+    for i, (name, tr) in enumerate(pairs):
         xs = getattr(tr, x).astype(np.float64)
         ys = tr.fun
         keep = ~np.isnan(ys)
@@ -121,11 +145,15 @@ def convergence(
             ys = np.minimum.accumulate(ys)
         if f_min is not None:
             ys = np.maximum(ys - f_min, GAP_FLOOR)
+        if floor is not None:
+            ys = np.maximum(ys, floor)
         finite = ys[np.isfinite(ys)]
         positive = positive and bool(np.all(finite > 0))
-        ax.plot(xs, ys, marker="." if len(ys) < 60 else None, label=name or tr.label)
+        ax.plot(xs, ys, label=name or tr.label, **_look(i, len(ys)))
     if positive:
         ax.set_yscale("log")
+        if floor is not None:
+            ax.set_ylim(bottom=floor)
     ax.set_xlabel(X_AXES[x])
     what = "objective" if f_min is None else "objective - f_min"
     ax.set_ylabel(f"best {what} so far" if running_min else what)
@@ -169,6 +197,7 @@ def paths(
     levels: int = 30,
     resolution: int = 200,
     log_levels: bool | None = None,
+    cmap: Any = "viridis",
 ) -> Any:
     """Draw a 2-D test function's contours over its domain and each run's path on them.
 
@@ -180,12 +209,15 @@ def paths(
         ax: the Axes to draw on (default: a new figure's).
         levels: the number of contour levels.
         resolution: grid points per axis.
-        log_levels: log-spaced levels; None: when the function is positive over the grid and
-            spans more than two decades.
+        log_levels: log-spaced levels (whole decades on the colour bar); None: when the
+            function is positive over the grid and spans more than two decades.
+        cmap: the contours' colormap (a name or a matplotlib ``Colormap``).
 
     Returns:
-        The Axes; each path starts with a circle and ends with a square, and the axes' limits
-        stay the domain.
+        The Axes, with a colour bar labelled ``f(x, y)``. Each path has the colour, line style
+        and marker of :func:`convergence`'s run at its place, starts with a circle and ends
+        with a square (both in the legend, placed where the paths leave room), and the axes'
+        limits stay the domain.
 
     Example:
         >>> import matplotlib
@@ -206,20 +238,45 @@ def paths(
         log_levels = lo > 0 and hi / lo > 100
     if log_levels:
         import matplotlib.colors
+        import matplotlib.ticker
 
-        lv = np.geomspace(max(lo, 1e-300), hi, levels)
-        cs = ax.contourf(gx, gy, z, levels=lv, norm=matplotlib.colors.LogNorm(), cmap="viridis")
+        # levels on whole decades (a few per decade), so the colour bar reads 10^k
+        d_lo, d_hi = math.floor(math.log10(max(lo, 1e-300))), math.ceil(math.log10(hi))
+        decades = max(d_hi - d_lo, 1)
+        per = max(1, round(levels / decades))
+        lv = np.logspace(d_lo, d_hi, decades * per + 1)
+        cs = ax.contourf(gx, gy, z, levels=lv, norm=matplotlib.colors.LogNorm(), cmap=cmap)
+        step = max(1, math.ceil(decades / 10))  # at most ~10 labelled decades
+        bar = ax.figure.colorbar(
+            cs,
+            ax=ax,
+            ticks=10.0 ** np.arange(d_lo, d_hi + 1, step),
+            format=matplotlib.ticker.LogFormatterSciNotation(),
+        )
+        bar.minorticks_off()
+        bar.set_label("f(x, y), log scale")
     else:
-        cs = ax.contourf(gx, gy, z, levels=levels, cmap="viridis")
-    ax.figure.colorbar(cs, ax=ax)
-    for name, run in _runs(runs):
+        import matplotlib.ticker
+
+        # round-number levels (MaxNLocator), so that the colour bar's ticks are round too
+        lv = matplotlib.ticker.MaxNLocator(nbins=levels).tick_values(lo, hi)
+        cs = ax.contourf(gx, gy, z, levels=lv, cmap=cmap)
+        bar = ax.figure.colorbar(cs, ax=ax, ticks=matplotlib.ticker.MaxNLocator(nbins=8))
+        bar.set_label("f(x, y)")
+    started = False
+    for i, (name, run) in enumerate(_runs(runs)):
         what = f"runs[{name!r}]" if name else "runs"
         pts = _path(run, what)
         label = name or getattr(run, "label", None)
-        (line,) = ax.plot(pts[:, 0], pts[:, 1], marker=".", markersize=3, lw=1.2, label=label)
+        look = _look(i, len(pts))
+        (line,) = ax.plot(pts[:, 0], pts[:, 1], lw=1.4, label=label, **look)
         if len(pts):
-            ax.plot(*pts[0], "o", color=line.get_color(), mec="white")
-            ax.plot(*pts[-1], "s", color=line.get_color(), mec="white")
+            started = True
+            ax.plot(*pts[0], "o", color=line.get_color(), mec="black", mew=0.8, ms=7)
+            ax.plot(*pts[-1], "s", color=line.get_color(), mec="black", mew=0.8, ms=7)
+    if started:  # legend entries for the start and end markers (drawn nowhere)
+        ax.plot([], [], "o", color="white", mec="black", mew=0.8, ms=7, label="start")
+        ax.plot([], [], "s", color="white", mec="black", mew=0.8, ms=7, label="end")
     for i, m in enumerate(test_function.minima):
         ax.plot(m["x"], m["y"], "*", color="red", ms=12, mec="white",
                 label="minimum" if i == 0 else None)  # fmt: skip
@@ -232,7 +289,7 @@ def paths(
     ax.set_ylabel("y")
     ax.set_title(test_function.name)
     if ax.get_legend_handles_labels()[1]:
-        ax.legend(loc="upper right", fontsize="small")
+        ax.legend(loc="best", fontsize="small", framealpha=0.9)
     return ax
 
 

@@ -167,6 +167,88 @@ def test_optax_matches_hand_written_loop() -> None:
         assert float(tr.x[-1]["x"]) == float(params["x"])
 
 
+def line_searches(optax: Any) -> dict[str, Any]:
+    return {
+        "lbfgs": optax.lbfgs(),
+        "zoom": optax.chain(optax.sgd(1.0), optax.scale_by_zoom_linesearch(15)),
+        "backtracking": optax.chain(
+            optax.sgd(1.0), optax.scale_by_backtracking_linesearch(15, store_grad=True)
+        ),
+        "backtracking, no grad kept": optax.chain(
+            optax.sgd(1.0), optax.scale_by_backtracking_linesearch(15)
+        ),
+    }
+
+
+@pytest.mark.parametrize(
+    "which", ["lbfgs", "zoom", "backtracking", "backtracking, no grad kept"]
+)
+def test_optax_line_search_matches_optax_documented_loop(which: str) -> None:
+    """optax.lbfgs() and the line searches: rows follow optax's documented loop
+    (value_and_grad_from_state, update with value, grad and value_fn), and every evaluation of
+    the objective the line search makes is counted."""
+    jax = pytest.importorskip("jax")
+    optax = pytest.importorskip("optax")
+    fn = ALL["booth"]
+    budget = 25
+    calls = [0]
+
+    def fun(p: Any) -> Any:
+        jax.debug.callback(lambda: calls.__setitem__(0, calls[0] + 1))
+        return fn.objective("jax")(p)
+
+    x0 = fn.x0("jax")
+    tr = compare(fun, x0, {which: line_searches(optax)[which]}, max_grad_evals=budget)[which]
+    assert tr.njev[-1] <= budget and len(tr) >= 3
+    assert tr.nit.tolist() == list(range(len(tr)))
+    if which != "backtracking, no grad kept":
+        assert tr.nfev.tolist() == tr.njev.tolist()
+
+    solver = line_searches(optax)[which]  # the documented loop, on a fresh transformation
+    state, params, rows = solver.init(x0), dict(x0), []
+    kept = optax.tree.get(state, "grad") is not None
+    value_and_grad = (
+        optax.value_and_grad_from_state(fun) if kept else jax.value_and_grad(fun)
+    )
+
+    # compiled once (unjitted, every update would compile its line search's loop again)
+    @jax.jit
+    def evaluate(params: Any, state: Any) -> Any:
+        return value_and_grad(params, state=state) if kept else value_and_grad(params)
+
+    @jax.jit
+    def update(params: Any, state: Any, value: Any, grad: Any) -> Any:
+        updates, state = solver.update(
+            grad, state, params, value=value, grad=grad, value_fn=fun
+        )
+        return optax.apply_updates(params, updates), state
+
+    calls[0] = 0
+    for _ in range(len(tr)):
+        value, grad = evaluate(params, state)
+        rows.append((float(value), float(params["x"]), float(params["y"])))
+        jax.effects_barrier()
+        rows[-1] += (calls[0],)  # the objective's evaluations so far, line searches included
+        params, state = update(params, state, value, grad)
+    expected = np.array(rows)
+    assert tr.nfev.tolist() == expected[:, 3].astype(int).tolist()
+    np.testing.assert_allclose(tr.fun, expected[:, 0], rtol=1e-4, atol=1e-5)
+    got = np.array([[float(x["x"]), float(x["y"])] for x in tr.x])
+    np.testing.assert_allclose(got, expected[:, 1:3], rtol=1e-4, atol=1e-5)
+    assert tr.fun[-1] < 0.5 * tr.fun[0]  # on its way to booth's minimum, 0 at (1, 3)
+
+
+def test_optax_line_search_refusals() -> None:
+    jax = pytest.importorskip("jax")
+    optax = pytest.importorskip("optax")
+    fun, x0 = ROSEN.objective("jax"), ROSEN.x0("jax")
+    with pytest.raises(TypeError, match=r"optimizer 'L' runs a line search .*lb_dict"):
+        compare(fun, x0, {"L": optax.lbfgs()}, max_grad_evals=5, lb_dict={"x": -2.0})
+    pair = jax.value_and_grad(fun)
+    with pytest.raises(TypeError, match=r"optimizer 'L' runs a line search .*jac=True"):
+        compare(pair, x0, {"L": (optax.lbfgs, {})}, max_grad_evals=5, jac=True)
+
+
 def test_keras_matches_hand_written_loop() -> None:
     tf = pytest.importorskip("tensorflow")
     keras = pytest.importorskip("keras")
@@ -547,7 +629,9 @@ def test_compare_table() -> None:
     nm = next(line for line in lines if line.startswith("Nelder-Mead"))
     assert "*" in nm and lines[-1].startswith("* function evaluations")
     hand = next(line for line in lines if line.startswith("hand"))
-    assert hand.split()[1:3] == ["inf", "inf"] and hand.split()[3] == "5" and " - " in hand
+    assert hand.split()[1:4] == ["inf", "5", "2"] and " - " in hand  # the gaps to f_min = 0
+    shifted = compare_table({"t": Trace(fun=[5.0, 2.5, 3.0], nfev=[1, 2, 3])}, f_min=2.0)
+    assert shifted.splitlines()[2].split()[1:3] == ["1", "0.5"]  # final - f_min, best - f_min
     plain = compare_table(traces).splitlines()[0]
     assert "f_min" not in plain and "evals to" not in plain
     # a minimize result with a trace goes in as it is; anything else is refused

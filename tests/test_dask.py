@@ -6,6 +6,8 @@ test checks that no worker process is left behind.
 
 from __future__ import annotations
 
+import io
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -128,6 +130,22 @@ def failing(d: dict, p: np.ndarray, y: np.ndarray) -> tuple[float, dict]:
     return beta_loss(d, p, y)
 
 
+def test_progress_bar_on_dask_moves_per_finished_chunk(client: Any) -> None:
+    pytest.importorskip("tqdm")
+    out = io.StringIO()
+    results = minimize_many(
+        beta_loss,
+        [x0_beta()] * 4,
+        args=[calibration_data(s, 50) for s in range(4)],
+        executor=client,
+        chunksize=1,
+        progress={"file": out, "mininterval": 0, "miniters": 1},
+    )
+    counts = [int(m) for m in re.findall(r"(\d+)/4 ", out.getvalue())]
+    assert all(r.success for r in results)
+    assert counts == sorted(counts) and sorted(set(counts)) == [0, 1, 2, 3, 4]
+
+
 def test_a_failing_problem_on_dask_keeps_the_others(client: Any) -> None:
     args = [calibration_data(s, n=13 if s == 2 else 100) for s in range(5)]
     res = minimize_many(failing, [x0_beta()] * 5, args=args, executor=client, chunksize=5)
@@ -239,6 +257,31 @@ def test_sharded_dask_array_partitions(client: Any) -> None:
     assert len(fun.shards) == 4
     res = minimize(fun, {"w": np.zeros(2)})
     expected = np.linalg.lstsq(a, np.ones(400), rcond=None)[0]
+    np.testing.assert_allclose(res.x["w"], expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize("as_list", [True, False], ids=["list", "object-array"])
+def test_sharded_delayed_partitions(client: Any, as_list: bool) -> None:
+    """dask.array's to_delayed() partitions: computed on the cluster, fun_shard gets blocks."""
+    da = pytest.importorskip("dask.array")
+    rng = np.random.default_rng(6)
+    a = rng.normal(size=(300, 2))
+    blocks = da.from_array(a, chunks=(100, 2)).to_delayed()  # an object array of Delayed
+
+    def mean_square(x: dict, block: np.ndarray) -> tuple[float, dict]:
+        r = block @ x["w"] - 1.0
+        return float(r @ r), {"w": 2 * block.T @ r}
+
+    shards = list(blocks.ravel()) if as_list else blocks
+    fun = sharded(mean_square, shards, client)
+    assert len(fun.shards) == 3
+    assert all(isinstance(f, distributed.Future) for f in fun.shards)
+    types = client.gather(client.map(lambda b: type(b).__name__, fun.shards))
+    assert types == ["ndarray"] * 3
+    value, grad = fun({"w": np.zeros(2)})
+    assert value == pytest.approx(300.0) and grad["w"] == pytest.approx(-2 * a.sum(axis=0))
+    res = minimize(fun, {"w": np.zeros(2)})
+    expected = np.linalg.lstsq(a, np.ones(300), rcond=None)[0]
     np.testing.assert_allclose(res.x["w"], expected, rtol=1e-5)
 
 

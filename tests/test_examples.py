@@ -257,6 +257,49 @@ def test_demo_main_numpy(capsys):
     assert any(line.startswith("numpy ") for line in out.splitlines())
 
 
+def test_demo_prints_each_row_as_it_is_done(capsys):
+    """Rows come out as each solve ends, after a note of what runs; notes go to stderr."""
+    events = []
+    rows, _ = demo.run(
+        3,
+        ["numpy", "numpy"],
+        on_row=lambda row: events.append(("row", row.framework)),
+        status=lambda note: events.append(("status", note)),
+    )
+    assert events == [("status", "solving with numpy ..."), ("row", "numpy")] * 2
+    assert len(rows) == 2
+    assert demo.main(["--size", "3", "--frameworks", "numpy", "--budget", "0"]) == 0
+    out, err = capsys.readouterr()
+    assert "solving with numpy ..." in err and "solving" not in out
+    lines = out.splitlines()
+    assert lines[1:3] == demo.format_header().splitlines()
+    assert lines[3].split()[:4] == ["numpy", "float64", "L-BFGS-B", "yes"]
+    assert len(lines[3]) == len(lines[2])  # the row fills the header's fixed widths
+
+
+def test_demo_comparison_rows_as_they_come():
+    from dict_minimize import _demo_compare
+
+    events = []
+    table, figures = _demo_compare.run(
+        5, None, echo=lambda line: events.append(line), status=lambda n: events.append(n)
+    )
+    assert figures == [] and table.startswith(events[0])
+    header = events[1]
+    columns = [c.strip() for c in header.split("  ") if c.strip()]
+    assert columns[:3] == ["optimizer", "final - f_min", "best - f_min"]  # gaps, no "final"
+    names = list(_demo_compare.optimizers("torch" if demo.is_installed("torch") else "numpy"))
+    after_rule = events[3:]
+    for i, name in enumerate(names):  # a note, then the row
+        assert after_rule[2 * i] == f"running {name} ..."
+        assert after_rule[2 * i + 1].startswith(name)
+    # fixed widths: the columns line up with the header
+    rule = events[2]
+    starts = [i for i, c in enumerate(rule) if c == "-" and (i == 0 or rule[i - 1] == " ")]
+    for line in after_rule[1::2]:
+        assert all(line[s - 1] == " " for s in starts[1:]), line
+
+
 def test_demo_problem_shapes():
     for size in (3, 4, 6, 7, 20):
         problem = demo.make_problem(size)

@@ -13,6 +13,7 @@ import io
 import math
 import multiprocessing
 import pickle
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -200,6 +201,51 @@ def test_progress_bar_counts_problems() -> None:
         numpy_fun, [{"x": np.zeros(1)}] * 3, args=(1.0,), progress={"file": out, "mininterval": 0}
     )
     assert "3/3" in out.getvalue() and "problem" in out.getvalue()
+
+
+def _bar_counts(text: str, total: int) -> list[int]:
+    return [int(m) for m in re.findall(rf"(\d+)/{total} ", text)]
+
+
+def test_progress_bar_moves_as_each_problem_finishes() -> None:
+    """In this process: when problem i starts, the bar already shows the i problems before it."""
+    pytest.importorskip("tqdm")
+    out = io.StringIO()
+    seen_at_start: dict[float, int] = {}
+
+    def fun(d: dict, target: float) -> tuple[float, dict]:
+        if target not in seen_at_start:
+            seen_at_start[target] = _bar_counts(out.getvalue(), 6)[-1]
+        r = d["x"] - target
+        return float(r @ r), {"x": 2 * r}
+
+    minimize_many(
+        fun,
+        [{"x": np.zeros(2)}] * 6,
+        args=[(float(t),) for t in range(6)],
+        progress={"file": out, "mininterval": 0, "miniters": 1},
+    )
+    assert seen_at_start == {float(t): t for t in range(6)}
+    counts = _bar_counts(out.getvalue(), 6)
+    assert counts == sorted(counts) and sorted(set(counts)) == list(range(7))
+
+
+@pytest.mark.parametrize("chunksize", [1, 2])
+def test_progress_bar_on_an_executor_counts_every_finished_chunk(chunksize: int) -> None:
+    pytest.importorskip("tqdm")
+    out = io.StringIO()
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+        minimize_many(
+            numpy_fun,
+            [{"x": np.zeros(1)}] * 6,
+            args=(1.0,),
+            executor=pool,
+            chunksize=chunksize,
+            progress={"file": out, "mininterval": 0, "miniters": 1},
+        )
+    counts = _bar_counts(out.getvalue(), 6)
+    assert counts[0] == 0 and counts[-1] == 6 and counts == sorted(counts)
+    assert set(range(0, 7, chunksize)) <= set(counts)
 
 
 def test_malformed_arguments_raise() -> None:

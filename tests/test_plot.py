@@ -67,6 +67,21 @@ def test_convergence_linear_when_values_are_not_positive_and_running_min() -> No
     assert ax2.get_title() == "t" and "best" in ax2.get_ylabel()
 
 
+def test_convergence_floor_and_distinct_runs() -> None:
+    """Every run its own colour, line style and marker; a floor clips the gaps and the axis."""
+    results = runs()
+    ax = plot.convergence(results, f_min=0.0, floor=1e-12)
+    lines = ax.get_lines()
+    looks = {(ln.get_color(), ln.get_linestyle(), ln.get_marker()) for ln in lines}
+    assert len({ln.get_linestyle() for ln in lines}) == 3 and len(looks) == 3
+    assert len({ln.get_marker() for ln in lines}) == 3
+    for line, res in zip(lines, results.values(), strict=True):
+        np.testing.assert_allclose(line.get_ydata(), np.maximum(res.trace.fun, 1e-12))
+    assert ax.get_ylim()[0] == 1e-12
+    with pytest.raises(ValueError, match="floor must be None or a positive number"):
+        plot.convergence(results, f_min=0.0, floor=0.0)
+
+
 def test_convergence_errors() -> None:
     with pytest.raises(ValueError, match="x must be one of"):
         plot.convergence(Trace(fun=[1.0], nfev=[1]), x="evals")
@@ -91,6 +106,22 @@ def test_paths_on_a_test_function(tmp_path, make) -> None:
     assert ("infimum (not attained)" in labels) == bool(fn.infimum_at)
     assert ax.get_xlim() == tuple(fn.domain[0])
     png_check(ax.figure, tmp_path / "p.png")
+
+
+def test_paths_colour_bar_and_legend() -> None:
+    """Rosenbrock spans decades: log levels, a labelled colour bar ticked at whole decades;
+    the start and end markers have legend entries."""
+    fn = rosenbrock()
+    res = minimize(fn.objective("numpy"), fn.x0("numpy"), method="BFGS", trace="x")
+    ax = plot.paths(fn, {"BFGS": res})
+    bar = ax.figure.axes[-1]
+    assert "f(x, y)" in bar.get_ylabel() and "log" in bar.get_ylabel()
+    ticks = bar.get_yticks()
+    assert len(ticks) >= 5 and np.allclose(np.log10(ticks), np.round(np.log10(ticks)))
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == ["BFGS", "start", "end", "minimum"]
+    himmel = plot.paths(himmelblau(), {"BFGS": res}, log_levels=False, cmap="Greys")
+    assert himmel.figure.axes[-1].get_ylabel() == "f(x, y)"
 
 
 @pytest.mark.parametrize("framework", ["numpy", "torch", "jax", "tensorflow"])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import math
+import re
 import sys
 import time
 from collections import OrderedDict
@@ -317,6 +318,31 @@ def test_progress_bar_counts_iterations() -> None:
     )
     text = out.getvalue()
     assert res.success and "fit" in text and f"{res.nit}it" in text and "nfev=" in text
+
+
+@pytest.mark.parametrize("method", ["L-BFGS-B", "BFGS", "Nelder-Mead"])
+def test_progress_bar_total_is_maxiter(method: str) -> None:
+    pytest.importorskip("tqdm")
+    out = io.StringIO()
+    res = minimize(
+        rosen_d,
+        {"x": X0},
+        method=method,
+        options={"maxiter": 500},
+        trace=True,
+        progress={"file": out, "mininterval": 0, "miniters": 1},
+    )
+    counts = [int(m) for m in re.findall(r"(\d+)/500 ", out.getvalue())]
+    # drawn against the total of 500 from the start, one step per iteration (a trace row)
+    assert counts[0] == 0 and counts[-1] == len(res.trace) - 1 > 10
+    assert counts == sorted(counts)
+
+
+def test_progress_bar_without_maxiter_has_no_total() -> None:
+    pytest.importorskip("tqdm")
+    out = io.StringIO()
+    res = minimize(rosen_d, {"x": X0}, method="BFGS", progress={"file": out, "mininterval": 0})
+    assert f"{res.nit}it" in out.getvalue() and "/" not in out.getvalue().split("[")[0]
 
 
 def test_progress_bar_default_writes_to_stderr(capsys) -> None:

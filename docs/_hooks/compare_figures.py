@@ -16,13 +16,6 @@ CONVERGENCE_BUDGET = 200
 PATHS_BUDGET = 100
 
 
-def _axes(size: tuple[float, float]) -> tuple[Any, Any]:
-    from matplotlib.figure import Figure  # no pyplot: no global figure state, no window
-
-    fig = Figure(figsize=size, dpi=100, layout="constrained")
-    return fig, fig.subplots()
-
-
 def _png(fig: Any) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
@@ -34,8 +27,8 @@ def rosenbrock_convergence() -> bytes:
     Adam at three learning rates, SGD."""
     import torch
 
-    from dict_minimize import plot
     from dict_minimize._compare import compare
+    from dict_minimize._demo_compare import draw_convergence
     from dict_minimize.testfunctions import rosenbrock
 
     fn = rosenbrock()
@@ -46,9 +39,11 @@ def rosenbrock_convergence() -> bytes:
     traces = compare(
         fn.objective("torch"), fn.x0("torch"), chosen, max_grad_evals=CONVERGENCE_BUDGET
     )
-    fig, ax = _axes((7.0, 4.5))
-    plot.convergence(traces, x="njev", f_min=fn.f_min, ax=ax, running_min=True)
-    ax.set_title(f"Rosenbrock from (-1.2, 1): {CONVERGENCE_BUDGET} gradient evaluations each")
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(10.0, 4.2), dpi=100, layout="constrained")
+    draw_convergence(fig, traces, f_min=fn.f_min, budget=CONVERGENCE_BUDGET)
+    fig.suptitle(f"Rosenbrock from (-1.2, 1): {CONVERGENCE_BUDGET} gradient evaluations each")
     return _png(fig)
 
 
@@ -56,8 +51,8 @@ def flower_paths() -> bytes:
     """Paths over the flower from (20, 20): L-BFGS-B, BFGS, Newton-CG, Adam and AdamW."""
     import torch
 
-    from dict_minimize import plot
     from dict_minimize._compare import compare
+    from dict_minimize._demo_compare import draw_paths
     from dict_minimize.testfunctions import flower
 
     fn = flower()
@@ -66,11 +61,12 @@ def flower_paths() -> bytes:
         chosen[f"Adam lr={lr:g}"] = (torch.optim.Adam, {"lr": lr})
         chosen[f"AdamW lr={lr:g}"] = (torch.optim.AdamW, {"lr": lr})
     traces = compare(fn.objective("torch"), fn.x0("torch"), chosen, max_grad_evals=PATHS_BUDGET)
-    fig, ax = _axes((7.0, 6.0))
-    plot.paths(fn, traces, ax=ax)
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(8.5, 6.0), dpi=100, layout="constrained")
+    ax = draw_paths(fig, fn, traces)
     ax.set_xlim(-8.0, 23.0)  # the start and the origin, where the paths gather
     ax.set_ylim(-8.0, 23.0)
-    ax.legend(loc="lower right", fontsize="small")
     ax.set_title(f"The flower from (20, 20): {PATHS_BUDGET} gradient evaluations each")
     return _png(fig)
 
