@@ -242,7 +242,8 @@ def jax_argmin(
     The forward pass runs :func:`dict_minimize.minimize` (``jac='autodiff'``) on concrete
     values; ``jax.grad`` and ``jax.vjp`` of ``x*`` with respect to the array
     leaves of ``args`` use the implicit function theorem at ``x*`` (see
-    ``docs/guide/implicit.md``): one linear solve with the Hessian of ``fun`` in ``x`` and one
+    [Differentiating through a solve](guide/implicit.md)): one linear solve with the Hessian of
+    ``fun`` in ``x`` and one
     vector-Jacobian product, whatever the number of SciPy iterations. ``x0`` gets a zero
     gradient. Not traceable by ``jax.jit`` or ``jax.vmap`` (the solve needs concrete values):
     call it outside them; differentiating it eagerly works.
@@ -393,7 +394,8 @@ def torch_argmin(
 
     The forward pass runs :func:`dict_minimize.minimize` (``jac='autodiff'``) on detached
     values; the result's tensors are outputs of a ``torch.autograd.Function`` whose backward
-    uses the implicit function theorem at ``x*`` (see ``docs/guide/implicit.md``): one linear
+    uses the implicit function theorem at ``x*`` (see
+    [Differentiating through a solve](guide/implicit.md)): one linear
     solve with the Hessian of ``fun`` in ``x`` (products by double backward) and one
     vector-Jacobian product, whatever the number of SciPy iterations. So
     ``loss(x_star).backward()`` fills ``.grad`` of the tensors in ``args`` that require grad.

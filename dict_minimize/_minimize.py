@@ -287,7 +287,7 @@ def minimize(
             (the same classes and static fields), gradients are matched by path, and bounds
             may nest too (a scalar at an inner node bounds every leaf below it). A Python float
             leaf becomes a 0-d float64 tensor of x0's framework (NumPy if it has no tensors).
-            See ``docs/guide/nested.md`` and ``docs/guide/models.md``.
+            See [Nested parameters](guide/nested.md) and [Models](guide/models.md).
         args: extra positional arguments for ``fun``, ``jac``, ``hess`` and ``hessp``.
         method: any method name of ``scipy.optimize.minimize`` (case-insensitive) or a custom
             callable; by default SLSQP with constraints, L-BFGS-B with bounds, BFGS otherwise.
