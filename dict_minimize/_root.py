@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
-import scipy.optimize
+from scipy.optimize import root as scipy_root
 
 from dict_minimize._errors import type_name
 from dict_minimize._least_squares import ResidualProblem
@@ -111,7 +111,7 @@ def root(
         kwargs["jac"] = prob.jacobian
     if callback is not None:
         kwargs["callback"] = lambda x, f: callback(prob.as_dict(x), prob.res.shaped(f))
-    raw = scipy.optimize.root(
+    raw = scipy_root(
         value,
         prep.x0_flat,
         method=method,
