@@ -235,6 +235,16 @@ class ResidualProblem:
             self.ad = self.backend.vector_ad(self.layout, self.codec, cfun, args, jit=jit)
         self.user_jac = jac if callable(jac) else None
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Picklable for SciPy's ``workers=`` pools (the codec is rebuilt on the other side)."""
+        state = self.__dict__.copy()
+        state["codec"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.codec = self.backend.make_codec(self.layout)
+
     def as_dict(self, x: np.ndarray) -> Any:
         """A flat float64 vector over x as a dict like ``x0`` (plain tensors)."""
         return self.layout.build(
@@ -272,16 +282,20 @@ def _check_jac(jac: Any, backend: Backend) -> None:
         )
 
 
+class _WithKwargs:
+    """``f(x, *args)`` calling ``f(x, *args, **kwargs)`` (SciPy's ``kwargs=``); picklable."""
+
+    def __init__(self, f: Callable, kwargs: Mapping[str, Any]) -> None:
+        self.f, self.kwargs = f, dict(kwargs)
+
+    def __call__(self, x: Any, *args: Any) -> Any:
+        return self.f(x, *args, **self.kwargs)
+
+
 def _with_kwargs(f: Any, kwargs: Mapping[str, Any] | None) -> Any:
-    """``f(x, *args)`` calling ``f(x, *args, **kwargs)`` (SciPy's ``kwargs=``)."""
     if not kwargs or not callable(f):
         return f
-    kw = dict(kwargs)
-
-    def g(x: Any, *args: Any) -> Any:
-        return f(x, *args, **kw)
-
-    return g
+    return _WithKwargs(f, kwargs)
 
 
 def _wants_result(callback: Callable) -> bool:
@@ -505,7 +519,7 @@ def least_squares(
     out["success"] = bool(raw.success)
     out["message"] = str(raw.message)
     out["nfev"] = int(raw.nfev)
-    out["njev"] = 0 if raw.njev is None else int(raw.njev)
+    out["njev"] = None if raw.njev is None else int(raw.njev)  # SciPy's None: no Jacobian calls
     return out
 
 

@@ -13,6 +13,8 @@ the originals; ``unpatch()`` does the same for the last ``patch()``.
 from __future__ import annotations
 
 import inspect
+import sys
+import types
 from collections.abc import Callable
 from typing import Any
 
@@ -36,15 +38,30 @@ def _x(d: Any) -> Any:
     return d[KEY]
 
 
+class _OnX:
+    """``f(x, *a, **k)`` as ``f(x_dict, *a, **k)`` (a class, so that worker pools pickle it)."""
+
+    def __init__(self, f: Callable) -> None:
+        self.f = f
+
+    def __call__(self, d: Any, *a: Any, **k: Any) -> Any:
+        return self.f(_x(d), *a, **k)
+
+
 def _wrap_x(f: Any) -> Any:
-    """``f(x, *a, **k)`` as ``f(x_dict, *a, **k)``; anything not callable passes unchanged."""
-    if not callable(f):
-        return f
+    """``f`` on the dict; anything not callable passes unchanged."""
+    return _OnX(f) if callable(f) else f
 
-    def g(d: Any, *a: Any, **k: Any) -> Any:
-        return f(_x(d), *a, **k)
 
-    return g
+class _WithResult:
+    """A callback taking ``intermediate_result``: its ``x`` flattened back."""
+
+    def __init__(self, cb: Callable) -> None:
+        self.cb = cb
+
+    def __call__(self, intermediate_result: Any) -> Any:
+        intermediate_result.x = _flat(intermediate_result.x)
+        return self.cb(intermediate_result=intermediate_result)
 
 
 def _lsq_callback(cb: Any) -> Any:
@@ -56,7 +73,7 @@ def _lsq_callback(cb: Any) -> Any:
     except (TypeError, ValueError):
         params = {}
     if set(params) == {"intermediate_result"}:
-        return cb
+        return _WithResult(cb)
     return _wrap_x(cb)
 
 
@@ -72,13 +89,55 @@ def _x0(x0: Any) -> dict[str, Any]:
     return {KEY: x.astype(np.float64) if x.dtype.kind in "biu" else x}
 
 
-def least_squares(fun: Callable, x0: Any, jac: Any = "2-point", **kw: Any) -> Any:
-    """``scipy.optimize.least_squares`` through ``dict_minimize.least_squares``."""
+def least_squares(
+    fun: Callable,
+    x0: Any,
+    jac: Any = "2-point",
+    bounds: Any = (-np.inf, np.inf),
+    method: str = "trf",
+    ftol: Any = 1e-8,
+    xtol: Any = 1e-8,
+    gtol: Any = 1e-8,
+    x_scale: Any = None,
+    loss: Any = "linear",
+    f_scale: Any = 1.0,
+    diff_step: Any = None,
+    tr_solver: Any = None,
+    tr_options: Any = None,
+    jac_sparsity: Any = None,
+    max_nfev: Any = None,
+    verbose: Any = 0,
+    args: Any = (),
+    kwargs: Any = None,
+    callback: Any = None,
+    workers: Any = None,
+) -> Any:
+    """``scipy.optimize.least_squares``'s signature, run by ``dict_minimize.least_squares``."""
     import dict_minimize
 
-    if "callback" in kw:
-        kw["callback"] = _lsq_callback(kw["callback"])
-    res = dict_minimize.least_squares(_wrap_x(fun), _x0(x0), jac=_wrap_x(jac), **kw)
+    res = dict_minimize.least_squares(
+        _wrap_x(fun),
+        _x0(x0),
+        jac=_wrap_x(jac),
+        bounds=bounds,
+        method=method,
+        ftol=ftol,
+        xtol=xtol,
+        gtol=gtol,
+        x_scale=x_scale,
+        loss=loss,
+        f_scale=f_scale,
+        diff_step=diff_step,
+        tr_solver=tr_solver,
+        tr_options=tr_options,
+        jac_sparsity=jac_sparsity,
+        max_nfev=max_nfev,
+        verbose=verbose,
+        args=args,
+        kwargs=kwargs,
+        callback=_lsq_callback(callback),
+        workers=workers,
+    )
     res.x = _flat(res.x)
     res.fun = _flat(res.fun)
     res.grad = _flat(res.grad)
@@ -86,15 +145,29 @@ def least_squares(fun: Callable, x0: Any, jac: Any = "2-point", **kw: Any) -> An
     return res
 
 
-def root(fun: Callable, x0: Any, args: Any = (), method: str = "hybr", jac: Any = None,
-         **kw: Any) -> Any:
-    """``scipy.optimize.root`` through ``dict_minimize.root``."""
+def root(
+    fun: Callable,
+    x0: Any,
+    args: Any = (),
+    method: str = "hybr",
+    jac: Any = None,
+    tol: Any = None,
+    callback: Any = None,
+    options: Any = None,
+) -> Any:
+    """``scipy.optimize.root``'s signature, run by ``dict_minimize.root``."""
     import dict_minimize
 
-    if kw.get("callback") is not None:
-        kw["callback"] = _wrap_x(kw["callback"])
-    res = dict_minimize.root(_wrap_x(fun), _x0(x0), args=args, method=method,
-                             jac=_wrap_x(jac), **kw)
+    if jac is True:  # fun returns (f, J): the residuals stay flat, the Jacobian a matrix
+        res = dict_minimize.root(
+            _wrap_x(fun), _x0(x0), args=args, method=method, jac=True, tol=tol,
+            callback=_wrap_x(callback), options=options,
+        )
+    else:
+        res = dict_minimize.root(
+            _wrap_x(fun), _x0(x0), args=args, method=method, jac=_wrap_x(jac), tol=tol,
+            callback=_wrap_x(callback), options=options,
+        )
     res.x = _flat(res.x)
     res.fun = _flat(res.fun)
     return res
@@ -129,3 +202,26 @@ def unpatch() -> None:
     """Restore what the last :func:`patch` replaced."""
     if _RESTORE:
         _RESTORE.pop()()
+
+
+#: the name worker processes import this module by (the repository root is on their path)
+_IMPORTABLE = "tools.scipy_shims.lsq_root"
+
+
+def _register() -> None:
+    """Make the wrappers picklable by reference in worker pools (SciPy's ``workers=``).
+
+    A runner may load this file by path under another name; forkserver workers then cannot
+    import that name. The wrapper classes are given the importable name, and this module's
+    objects are registered under it so the parent pickles the very same classes.
+    """
+    if __name__ == _IMPORTABLE or _IMPORTABLE in sys.modules:
+        return
+    module = types.ModuleType(_IMPORTABLE)
+    module.__dict__.update(globals())
+    for cls in (_OnX, _WithResult):
+        cls.__module__ = _IMPORTABLE
+    sys.modules[_IMPORTABLE] = module
+
+
+_register()
