@@ -61,8 +61,18 @@ def _flat_side(value: Any, layout: Layout, fill: float) -> np.ndarray:
     return arr.copy()
 
 
+def _unwrap(side: Any) -> Any:
+    """A dict side of a ``Bounds``: SciPy stores it as an object array of that dict."""
+    if isinstance(side, np.ndarray) and side.dtype == object and side.size:
+        first = side.flat[0]
+        if isinstance(first, Mapping) and all(v is first for v in side.flat):
+            return first
+    return side
+
+
 def _sides(lb: Any, ub: Any, layout: Layout, backend: Backend) -> Bounds:
     """One Bounds from two sides, each per key (a dict) or over the flat vector."""
+    lb, ub = _unwrap(lb), _unwrap(ub)
     lo_dict = lb if isinstance(lb, Mapping) else None
     hi_dict = ub if isinstance(ub, Mapping) else None
     keyed = make_bounds(lo_dict, hi_dict, layout, backend)
