@@ -73,6 +73,11 @@ def _unwrap(side: Any) -> Any:
 def _sides(lb: Any, ub: Any, layout: Layout, backend: Backend) -> Bounds:
     """One Bounds from two sides, each per key (a dict) or over the flat vector."""
     lb, ub = _unwrap(lb), _unwrap(ub)
+    # Bounds({"a": 0.0}, 3.0) broadcasts the scalar with the dict's 1-element object array
+    if isinstance(lb, Mapping) and isinstance(ub, np.ndarray) and ub.size == 1:
+        ub = ub.reshape(())
+    if isinstance(ub, Mapping) and isinstance(lb, np.ndarray) and lb.size == 1:
+        lb = lb.reshape(())
     lo_dict = lb if isinstance(lb, Mapping) else None
     hi_dict = ub if isinstance(ub, Mapping) else None
     keyed = make_bounds(lo_dict, hi_dict, layout, backend)
