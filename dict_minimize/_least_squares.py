@@ -8,16 +8,20 @@ vector, as for :func:`~dict_minimize.minimize`; the preparation is the shared on
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
-import scipy.optimize
+import scipy.sparse
+from scipy.optimize import least_squares as scipy_least_squares
+from scipy.sparse.linalg import LinearOperator
 
-from dict_minimize._errors import fmt_key, fmt_keys, type_name
+from dict_minimize._errors import at, fmt_key, fmt_keys, type_name
 from dict_minimize._layout import Layout, values_by_key
 from dict_minimize._prepare import Prepared, check_common, prepare
 from dict_minimize._result import OptimizeResult
+from dict_minimize._scipy_bounds import flat_name, least_squares_bounds
 from dict_minimize._types import Backend, Codec
 
 #: the finite-difference schemes SciPy's least_squares offers on real residuals
@@ -96,8 +100,14 @@ class Residuals:
             )
 
     def flat_numpy(self, out: Any) -> np.ndarray:
-        """The residuals as one float64 vector."""
+        """The residuals as one float64 vector (float32 NumPy residuals stay float32, as SciPy
+        keeps them: its finite-difference steps follow the residuals' precision)."""
         arrs = [_to_np(self.backend, p).reshape(-1) for p in self.parts(out)]
+        return arrs[0] if len(arrs) == 1 else np.concatenate(arrs)
+
+    def flat_complex(self, out: Any) -> np.ndarray:
+        """The residuals as one vector, complex kept (SciPy's complex-step ``jac='cs'``)."""
+        arrs = [np.asarray(p).reshape(-1) for p in self.parts(out)]
         return arrs[0] if len(arrs) == 1 else np.concatenate(arrs)
 
     def flat_tensor(self, out: Any) -> Any:
@@ -135,6 +145,8 @@ class Residuals:
 
 
 def _to_np(backend: Backend, v: Any) -> np.ndarray:
+    if isinstance(v, (np.ndarray, np.generic)) and v.dtype == np.float32:
+        return np.asarray(v)
     if isinstance(v, (np.ndarray, np.generic, float, int, list, tuple)):
         return np.asarray(v, dtype=np.float64)
     return np.asarray(backend.to_numpy(v), dtype=np.float64)
@@ -150,12 +162,20 @@ def user_jacobian(
     gives), and blocks are matched by key, never by position.
     """
     m, n = res.m, layout.n
+    if scipy.sparse.issparse(jac_out) or isinstance(jac_out, LinearOperator):
+        if jac_out.shape != (m, n):
+            raise ValueError(
+                f"The return value of `{where}` has wrong shape: expected {(m, n)}, actual "
+                f"{jac_out.shape}. (The columns are x0's flattened entries in key order.)"
+            )
+        return jac_out  # SciPy's sparse and matrix-free solvers take it as it is
     if not isinstance(jac_out, Mapping):
         a = _to_np(backend, jac_out)
-        if a.size != m * n or (a.ndim == 2 and a.shape != (m, n)):
+        if a.size != m * n or (a.ndim == 2 and a.shape != (m, n)) or a.ndim > 2:
             raise ValueError(
-                f"{where} returned an array of shape {a.shape}; expected the (m, n) = ({m}, {n}) "
-                "Jacobian, or a dict of blocks keyed like x0"
+                f"The return value of `{where}` has wrong shape: expected {(m, n)}, actual "
+                f"{a.shape}. Give the (m, n) Jacobian (columns: x0's flattened entries in key "
+                "order), or a dict of blocks keyed like x0"
             )
         return a.reshape(m, n)
     if res.keys is None:
@@ -215,6 +235,16 @@ class ResidualProblem:
             self.ad = self.backend.vector_ad(self.layout, self.codec, cfun, args, jit=jit)
         self.user_jac = jac if callable(jac) else None
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Picklable for SciPy's ``workers=`` pools (the codec is rebuilt on the other side)."""
+        state = self.__dict__.copy()
+        state["codec"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.codec = self.backend.make_codec(self.layout)
+
     def as_dict(self, x: np.ndarray) -> Any:
         """A flat float64 vector over x as a dict like ``x0`` (plain tensors)."""
         return self.layout.build(
@@ -222,6 +252,9 @@ class ResidualProblem:
         )
 
     def value(self, x: np.ndarray) -> np.ndarray:
+        if np.iscomplexobj(x):  # SciPy's complex step (NumPy x0 only; checked up front)
+            parts = self.layout.build(self.layout.split_numpy(x))
+            return self.res.flat_complex(self.fun(parts, *self.args))
         if self.ad is not None:
             return np.asarray(self.ad.value(x), dtype=np.float64).reshape(-1)
         return self.res.flat_numpy(self.fun(self.as_dict(x), *self.args))
@@ -236,36 +269,116 @@ class ResidualProblem:
         return user_jacobian(out, self.res, self.layout, self.backend)
 
 
-def _check_jac(jac: Any) -> None:
-    if isinstance(jac, str) and jac == "cs":
+def _check_jac(jac: Any, backend: Backend) -> None:
+    if isinstance(jac, str) and jac == "cs" and backend.name != "numpy":
         raise ValueError(
-            "jac='cs' (complex step) is not available: the dict bridge hands fun real tensors "
-            "of x0's dtypes; use 'autodiff', '2-point' or '3-point'"
+            f"jac='cs' (complex step) needs NumPy arrays in x0, and x0 holds {backend.name} "
+            "tensors (fun is called with real tensors of x0's dtypes); use 'autodiff', "
+            "'2-point' or '3-point'"
         )
-    if not (callable(jac) or (isinstance(jac, str) and jac in ("autodiff", *FD_SCHEMES))):
-        raise ValueError(f"jac must be 'autodiff', a callable, '2-point' or '3-point'; got {jac!r}")
+    if not (callable(jac) or (isinstance(jac, str) and jac in ("autodiff", *FD_SCHEMES, "cs"))):
+        raise ValueError(
+            f"jac must be 'autodiff', a callable, '2-point', '3-point' or 'cs'; got {jac!r}"
+        )
+
+
+class _WithKwargs:
+    """``f(x, *args)`` calling ``f(x, *args, **kwargs)`` (SciPy's ``kwargs=``); picklable."""
+
+    def __init__(self, f: Callable, kwargs: Mapping[str, Any]) -> None:
+        self.f, self.kwargs = f, dict(kwargs)
+
+    def __call__(self, x: Any, *args: Any) -> Any:
+        return self.f(x, *args, **self.kwargs)
+
+
+def _with_kwargs(f: Any, kwargs: Mapping[str, Any] | None) -> Any:
+    if not kwargs or not callable(f):
+        return f
+    return _WithKwargs(f, kwargs)
+
+
+def _wants_result(callback: Callable) -> bool:
+    """SciPy's rule: a callback whose only parameter is ``intermediate_result`` gets the result."""
+    try:
+        return set(inspect.signature(callback).parameters) == {"intermediate_result"}
+    except (TypeError, ValueError):
+        return False
+
+
+def _lsq_callback(callback: Callable | None, prob: ResidualProblem) -> Callable | None:
+    """The user's callback on SciPy's flat state: ``x`` (and the result's ``x``) as a dict."""
+    if callback is None:
+        return None
+    if _wants_result(callback):
+
+        def with_result(intermediate_result: Any) -> Any:
+            fields = dict(intermediate_result)
+            fields["x"] = prob.as_dict(np.asarray(intermediate_result.x))
+            return callback(intermediate_result=OptimizeResult(fields))
+
+        return with_result
+
+    def with_x(intermediate_result: Any) -> Any:
+        return callback(prob.as_dict(np.asarray(intermediate_result.x)))
+
+    return with_x
+
+
+def _check_bounds(bounds: Any, x0: np.ndarray, layout: Layout) -> None:
+    """SciPy's checks of least_squares' bounds, naming the entry."""
+    bad = np.flatnonzero(bounds.lb >= bounds.ub)
+    if bad.size:
+        j = int(bad[0])
+        raise ValueError(
+            "Each lower bound must be strictly less than each upper bound: "
+            f"{flat_name(layout, j)} has lb={bounds.lb[j]} >= ub={bounds.ub[j]}"
+        )
+    out = np.flatnonzero((x0 < bounds.lb) | (x0 > bounds.ub))
+    if out.size:
+        j = int(out[0])
+        raise ValueError(
+            f"Initial guess is outside of provided bounds: {flat_name(layout, j)} is {x0[j]}, "
+            f"not in [{bounds.lb[j]}, {bounds.ub[j]}]"
+        )
+
+
+def _check_real(x0: Any) -> None:
+    """SciPy's ``ValueError("`x0` must be real.")`` for a complex NumPy entry, naming it."""
+    if not isinstance(x0, Mapping):
+        return
+    for k, v in x0.items():
+        if isinstance(v, complex) or (
+            isinstance(v, (np.ndarray, np.generic)) and np.iscomplexobj(v)
+        ):
+            raise ValueError(f"`x0` must be real: {at('x0', k)} is complex")
 
 
 def least_squares(
     fun: Callable,
     x0: Mapping[Any, Any],
-    *,
     jac: Any = "autodiff",
-    args: tuple = (),
-    lb_dict: Mapping[Any, Any] | None = None,
-    ub_dict: Mapping[Any, Any] | None = None,
+    bounds: Any = None,
     method: str = "trf",
-    loss: str | Callable = "linear",
-    f_scale: float = 1.0,
-    x_scale: Any = None,
-    diff_step: Any = None,
     ftol: float | None = 1e-8,
     xtol: float | None = 1e-8,
     gtol: float | None = 1e-8,
-    max_nfev: int | None = None,
+    x_scale: Any = None,
+    loss: str | Callable = "linear",
+    f_scale: float = 1.0,
+    diff_step: Any = None,
     tr_solver: str | None = None,
     tr_options: Mapping[str, Any] | None = None,
+    jac_sparsity: Any = None,
+    max_nfev: int | None = None,
     verbose: int = 0,
+    args: tuple = (),
+    kwargs: Mapping[str, Any] | None = None,
+    callback: Callable | None = None,
+    workers: Any = None,
+    *,
+    lb_dict: Mapping[Any, Any] | None = None,
+    ub_dict: Mapping[Any, Any] | None = None,
     backend: str | None = None,
     jit: bool | None = None,
 ) -> OptimizeResult:
@@ -285,26 +398,38 @@ def least_squares(
         fun: ``fun(x_dict, *args)`` returns the residuals (a tensor or a dict of tensors).
         x0: the start, a dict (or nested dict) of tensors; only read.
         jac: ``'autodiff'``; a callable ``jac(x_dict, *args)`` returning the ``(m, n)`` Jacobian
-            or blocks ``{x_key: array of shape residual_shape + x0[key].shape}`` (for a dict of
-            residuals ``{res_key: {x_key: block}}``); or ``'2-point'`` / ``'3-point'`` (SciPy's
-            finite differences). ``'cs'`` is not available (the tensors are real).
-        args: extra positional arguments for ``fun`` and ``jac``.
-        lb_dict: lower bounds keyed like ``x0`` (scalars or arrays); not with ``method='lm'``.
-        ub_dict: upper bounds keyed like ``x0``.
+            (a NumPy array, a SciPy sparse array or a ``LinearOperator``, passed to SciPy as
+            they are) or blocks ``{x_key: array of shape residual_shape + x0[key].shape}``
+            (for a dict of residuals ``{res_key: {x_key: block}}``); or ``'2-point'`` /
+            ``'3-point'`` (SciPy's finite differences), or ``'cs'`` (complex step, NumPy
+            ``x0`` only: ``fun`` then also gets complex arrays).
+        bounds: SciPy's keyword: ``(lb, ub)``, a ``scipy.optimize.Bounds``, or a dict of
+            ``(lb, ub)`` pairs per key; each side a dict keyed like ``x0``, a scalar, or an
+            array over the flat vector (``x0``'s entries flattened in key order). Not with
+            ``lb_dict`` / ``ub_dict``; not with ``method='lm'``.
         method: ``'trf'``, ``'dogbox'`` or ``'lm'``.
-        loss: as for SciPy (``'linear'``, ``'soft_l1'``, ``'huber'``, ``'cauchy'``,
-            ``'arctan'`` or a callable).
-        f_scale: as for SciPy.
-        x_scale: as for SciPy: None (SciPy's default), a float, an array over the flat vector,
-            or ``'jac'``.
-        diff_step: as for SciPy (finite differences only).
         ftol: as for SciPy.
         xtol: as for SciPy.
         gtol: as for SciPy.
-        max_nfev: as for SciPy.
+        x_scale: as for SciPy: None (SciPy's default), a float, an array over the flat vector,
+            or ``'jac'``.
+        loss: as for SciPy (``'linear'``, ``'soft_l1'``, ``'huber'``, ``'cauchy'``,
+            ``'arctan'`` or a callable).
+        f_scale: as for SciPy.
+        diff_step: as for SciPy (finite differences only).
         tr_solver: as for SciPy.
         tr_options: as for SciPy.
+        jac_sparsity: as for SciPy, over the flat vector (finite differences only).
+        max_nfev: as for SciPy.
         verbose: as for SciPy.
+        args: extra positional arguments for ``fun`` and ``jac``.
+        kwargs: extra keyword arguments for ``fun`` and ``jac``, as for SciPy.
+        callback: as for SciPy: ``callback(intermediate_result)`` (an ``OptimizeResult`` whose
+            ``x`` is a dict like ``x0``) or ``callback(x_dict)``; return True or raise
+            ``StopIteration`` to stop. ``'lm'`` does not call it (SciPy warns).
+        workers: as for SciPy (a map-like callable for the finite-difference evaluations).
+        lb_dict: lower bounds keyed like ``x0`` (scalars or arrays); not with ``method='lm'``.
+        ub_dict: upper bounds keyed like ``x0``.
         backend: force a backend by name; by default the one of ``x0``'s tensors.
         jit: compile the autodiff residuals (JAX, TensorFlow); None for the backend's default.
 
@@ -327,26 +452,44 @@ def least_squares(
         (2.0, 1.5)
     """
     args = check_common(fun, x0, args, backend, jit)
-    _check_jac(jac)
     if method not in LSQ_METHODS:
-        raise ValueError(f"method must be one of {LSQ_METHODS}; got {method!r}")
+        raise ValueError(f"`method` must be 'trf', 'dogbox' or 'lm'; got {method!r}")
+    if bounds is not None and (lb_dict is not None or ub_dict is not None):
+        raise TypeError("give the bounds either as bounds= or as lb_dict/ub_dict, not both")
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be callable; got a {type_name(callback)}")
+    _check_real(x0)
     prep = prepare(x0, backend, lb_dict, ub_dict)
-    if method == "lm" and prep.bounds is not None:
-        raise ValueError(
-            "method 'lm' does not take bounds: use method='trf' or 'dogbox' with lb_dict/ub_dict"
-        )
+    _check_jac(jac, prep.backend)
+    flat_bounds = prep.bounds
+    if bounds is not None:
+        flat_bounds = least_squares_bounds(bounds, prep.layout, prep.backend)
+    if flat_bounds is not None:
+        if method == "lm":
+            raise ValueError(
+                "Method 'lm' doesn't support bounds: use method='trf' or 'dogbox' with bounds"
+            )
+        _check_bounds(flat_bounds, prep.x0_flat, prep.layout)
+    fun = _with_kwargs(fun, kwargs)
+    jac = _with_kwargs(jac, kwargs)
     prob = ResidualProblem(fun, args, prep, jac, jit, "fun")
-    kwargs: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
     if tr_solver is not None:
-        kwargs["tr_solver"] = tr_solver
+        extra["tr_solver"] = tr_solver
     if tr_options is not None:
-        kwargs["tr_options"] = dict(tr_options)
-    fd = isinstance(jac, str) and jac in FD_SCHEMES
-    raw = scipy.optimize.least_squares(
+        extra["tr_options"] = dict(tr_options)
+    if jac_sparsity is not None:
+        extra["jac_sparsity"] = jac_sparsity
+    if workers is not None:
+        extra["workers"] = workers
+    if callback is not None:
+        extra["callback"] = _lsq_callback(callback, prob)
+    fd = isinstance(jac, str) and jac in (*FD_SCHEMES, "cs")
+    raw = scipy_least_squares(
         prob.value,
         prep.x0_flat,
         jac=jac if fd else prob.jacobian,
-        bounds=prep.bounds if prep.bounds is not None else (-np.inf, np.inf),
+        bounds=flat_bounds if flat_bounds is not None else (-np.inf, np.inf),
         method=method,
         ftol=ftol,
         xtol=xtol,
@@ -357,14 +500,17 @@ def least_squares(
         diff_step=diff_step,
         max_nfev=max_nfev,
         verbose=verbose,
-        **kwargs,
+        **extra,
     )
     layout = prep.layout
     out = OptimizeResult(raw)
     out["x"] = prob.as_dict(raw.x)
     out["grad"] = prob.as_dict(np.asarray(raw.grad, dtype=np.float64))
     out["fun"] = prob.res.shaped(raw.fun)
-    out["jac"] = np.asarray(raw.jac, dtype=np.float64)
+    jac_out = raw.jac
+    if not (scipy.sparse.issparse(jac_out) or isinstance(jac_out, LinearOperator)):
+        jac_out = np.asarray(jac_out, dtype=np.float64)
+    out["jac"] = jac_out
     mask = layout.split_numpy(np.asarray(raw.active_mask).astype(int))
     out["active_mask"] = layout.build(mask)
     out["cost"] = float(raw.cost)
@@ -373,7 +519,7 @@ def least_squares(
     out["success"] = bool(raw.success)
     out["message"] = str(raw.message)
     out["nfev"] = int(raw.nfev)
-    out["njev"] = 0 if raw.njev is None else int(raw.njev)
+    out["njev"] = None if raw.njev is None else int(raw.njev)  # SciPy's None: no Jacobian calls
     return out
 
 

@@ -3,14 +3,15 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
-import scipy.optimize
+from scipy.optimize import root as scipy_root
 
 from dict_minimize._errors import type_name
-from dict_minimize._least_squares import ResidualProblem
+from dict_minimize._least_squares import ResidualProblem, user_jacobian
 from dict_minimize._prepare import check_common, prepare
 from dict_minimize._result import OptimizeResult
 
@@ -31,16 +32,34 @@ ROOT_METHODS = (
 JAC_METHODS = ("hybr", "lm")
 
 
+class _Combined:
+    """``fun`` returning ``(residuals, jacobian)`` (SciPy's ``jac=True``): the residuals for
+    SciPy, the Jacobian kept for the same point."""
+
+    def __init__(self, fun: Callable) -> None:
+        self.fun = fun
+        self.jac_out: Any = None
+
+    def __call__(self, x_dict: Any, *args: Any) -> Any:
+        out = self.fun(x_dict, *args)
+        if not (isinstance(out, tuple) and len(out) == 2):
+            raise TypeError(
+                f"with jac=True, fun must return (residuals, jacobian); got a {type_name(out)}"
+            )
+        self.jac_out = out[1]
+        return out[0]
+
+
 def root(
     fun: Callable,
     x0: Mapping[Any, Any],
-    *,
-    jac: Any = "autodiff",
     args: tuple = (),
     method: str = "hybr",
+    jac: Any = "autodiff",
     tol: float | None = None,
     callback: Callable | None = None,
     options: Mapping[str, Any] | None = None,
+    *,
     backend: str | None = None,
     jit: bool | None = None,
 ) -> OptimizeResult:
@@ -53,11 +72,12 @@ def root(
     Args:
         fun: ``fun(x_dict, *args)`` returns the residuals.
         x0: the start, a dict (or nested dict) of tensors; only read.
-        jac: used by ``'hybr'`` and ``'lm'`` only (ignored by the other methods):
-            ``'autodiff'`` (the framework's Jacobian; NumPy arrays cannot), a callable giving
-            the ``(m, n)`` Jacobian or blocks keyed like ``x0`` (see
-            :func:`~dict_minimize.least_squares`), or None / False for SciPy's finite
-            differences.
+        jac: used by ``'hybr'`` and ``'lm'`` only (the other methods ignore it and, as SciPy
+            does, warn with a RuntimeWarning when one is given): ``'autodiff'`` (the
+            framework's Jacobian; NumPy arrays cannot), a callable giving the ``(m, n)``
+            Jacobian or blocks keyed like ``x0`` (see :func:`~dict_minimize.least_squares`),
+            True (``fun`` returns the residuals and that Jacobian, as in SciPy), or None /
+            False for SciPy's finite differences.
         args: extra positional arguments for ``fun`` and ``jac``.
         method: any method of ``scipy.optimize.root``.
         tol: as for SciPy.
@@ -89,13 +109,22 @@ def root(
         raise TypeError(f"options must be a dict; got a {type_name(options)}")
     uses_jac = method in JAC_METHODS
     if not (
-        jac is None or jac is False or callable(jac) or (isinstance(jac, str) and jac == "autodiff")
+        jac is None
+        or isinstance(jac, bool)
+        or callable(jac)
+        or (isinstance(jac, str) and jac == "autodiff")
     ):
-        raise ValueError(f"jac must be 'autodiff', a callable, None or False; got {jac!r}")
+        raise ValueError(f"jac must be 'autodiff', a callable, True, None or False; got {jac!r}")
     prep = prepare(x0, backend, None, None)
-    use = jac if uses_jac and jac is not None and jac is not False else None
+    if not uses_jac and jac is not None and not (isinstance(jac, str) and jac == "autodiff"):
+        warnings.warn(f"Method {method} does not use the jacobian (jac).", RuntimeWarning, 2)
+    combined = _Combined(fun) if jac is True else None
+    if combined is not None:
+        fun = combined
+    use = jac if uses_jac and jac is not None and not isinstance(jac, bool) else None
     prob = ResidualProblem(fun, args, prep, use, jit, "fun")
     n = prep.layout.n
+    last_x: list[np.ndarray] = []
 
     def value(x: np.ndarray) -> np.ndarray:
         r = prob.value(x)
@@ -104,14 +133,24 @@ def root(
                 f"fun returned {r.size} residual values, but x0 has {n} scalars: root needs as "
                 "many equations as unknowns (use least_squares for other counts)"
             )
+        if combined is not None:
+            last_x[:] = [np.array(x, copy=True)]
         return r
+
+    def combined_jacobian(x: np.ndarray) -> np.ndarray:
+        assert combined is not None
+        if not last_x or not np.array_equal(last_x[0], x):
+            value(x)
+        return user_jacobian(combined.jac_out, prob.res, prob.layout, prob.backend)
 
     kwargs: dict[str, Any] = {}
     if use is not None:
         kwargs["jac"] = prob.jacobian
+    elif combined is not None and uses_jac:
+        kwargs["jac"] = combined_jacobian
     if callback is not None:
         kwargs["callback"] = lambda x, f: callback(prob.as_dict(x), prob.res.shaped(f))
-    raw = scipy.optimize.root(
+    raw = scipy_root(
         value,
         prep.x0_flat,
         method=method,

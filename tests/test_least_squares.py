@@ -9,13 +9,14 @@ import pytest
 import scipy.optimize
 
 from dict_minimize import least_squares
-from tests.conftest import Framework
+from tests.conftest import _MAKERS, Framework
 
 T = np.linspace(-3.0, 3.0, 41)
 TRUE = np.array([2.0, 0.4, 0.8])  # amplitude, centre, width
 Y = TRUE[0] * np.exp(-((T - TRUE[1]) ** 2) / (2 * TRUE[2] ** 2)) + 0.01 * np.sin(7 * T)
 START = np.array([1.5, 0.0, 1.0])
 KEYS = ("amplitude", "centre", "width")
+NP = _MAKERS["numpy"]()
 
 
 def _exp(fw: Framework) -> Any:
@@ -182,7 +183,7 @@ def test_bounds_as_dicts(fw: Framework) -> None:
     np.testing.assert_allclose(np_point(res.x, fw), ref.x, rtol=0, atol=1e-12)
     assert float(fw.to_numpy(res.x["amplitude"])) == pytest.approx(1.8)
     assert int(res.active_mask["amplitude"]) == 1 and int(res.active_mask["centre"]) == 0
-    with pytest.raises(ValueError, match="'lm' does not take bounds"):
+    with pytest.raises(ValueError, match="Method 'lm' doesn't support bounds"):
         least_squares(gauss(fw), x0_of(fw), jac=block_jac(fw), method="lm", lb_dict=lb)
 
 
@@ -214,9 +215,145 @@ def test_errors_name_keys() -> None:
         least_squares(lambda d: d["b"] - d["a"], x0, jac=lambda d: {"a": np.ones(2)})
     with pytest.raises(ValueError, match="'autodiff' needs a framework"):
         least_squares(lambda d: d["b"] - d["a"], x0)
-    with pytest.raises(ValueError, match="complex step"):
-        least_squares(lambda d: d["b"] - d["a"], x0, jac="cs")
-    with pytest.raises(ValueError, match="method must be"):
+    with pytest.raises(ValueError, match="`method` must be"):
         least_squares(lambda d: d["b"], x0, jac="2-point", method="bfgs")
     with pytest.raises(TypeError, match="x0 must be a dict"):
         least_squares(lambda d: d, np.ones(2), jac="2-point")
+
+
+# SciPy's keywords, taken as SciPy takes them (the SciPy suite through the package:
+# tools/scipy_shims/lsq_root.py)
+
+LB, UB = np.array([0.0, -1.0, 0.1]), np.array([1.8, 1.0, 2.0])
+
+
+@pytest.mark.parametrize(
+    "bounds",
+    [
+        (LB, UB),
+        scipy.optimize.Bounds(LB, UB),
+        (dict(zip(KEYS, LB, strict=True)), dict(zip(KEYS, UB, strict=True))),
+        scipy.optimize.Bounds(dict(zip(KEYS, LB, strict=True)), UB),
+        {k: (lo, hi) for k, lo, hi in zip(KEYS, LB, UB, strict=True)},
+    ],
+    ids=["flat-pair", "flat-Bounds", "dict-pair", "dict-Bounds", "dict-of-pairs"],
+)
+def test_scipy_bounds_keyword(bounds: Any) -> None:
+    ref = scipy.optimize.least_squares(flat_res, START, jac=flat_jac, bounds=(LB, UB))
+    res = least_squares(gauss(NP), x0_of(NP), jac=block_jac(NP), bounds=bounds)
+    np.testing.assert_allclose(np_point(res.x, NP), ref.x, rtol=0, atol=1e-12)
+    assert res.nfev == ref.nfev and res.njev == ref.njev
+    assert [int(res.active_mask[k]) for k in KEYS] == list(ref.active_mask)
+
+
+def test_scipy_bounds_errors_keep_scipy_text_and_name_the_key() -> None:
+    x0 = {"a": np.array(1.0), "b": np.array([0.5, 0.5])}
+
+    def fun(d: dict) -> np.ndarray:
+        return np.concatenate([[d["a"] - 2.0], d["b"]])
+
+    with pytest.raises(ValueError, match="`bounds` must contain 2 elements"):
+        least_squares(fun, x0, jac="2-point", bounds=(0.0, 1.0, 2.0))
+    with pytest.raises(ValueError, match="Inconsistent shapes between bounds and `x0`"):
+        least_squares(fun, x0, jac="2-point", bounds=(0.0, [1.0, 2.0]))
+    with pytest.raises(
+        ValueError, match=r"strictly less than each upper bound: x0\['b'\] at index \(1,\)"
+    ):
+        least_squares(fun, x0, jac="2-point", bounds=(0.0, [3.0, 2.0, 0.0]))
+    with pytest.raises(ValueError, match=r"outside of provided bounds: x0\['a'\] is 1.0"):
+        least_squares(fun, x0, jac="2-point", bounds={"a": (1.5, 3.0)})
+    with pytest.raises(ValueError, match="Method 'lm' doesn't support bounds"):
+        least_squares(fun, x0, jac="2-point", method="lm", bounds=(0.0, 3.0))
+    with pytest.raises(TypeError, match=r"bounds\['a'\] must be a \(lb, ub\) pair"):
+        least_squares(fun, x0, jac="2-point", bounds={"a": 1.0})
+    with pytest.raises(TypeError, match="either as bounds= or as lb_dict/ub_dict"):
+        least_squares(fun, x0, jac="2-point", bounds=(0, 3), lb_dict={"a": 0.0})
+    with pytest.raises(ValueError, match=r"`x0` must be real: x0\['a'\] is complex"):
+        least_squares(fun, {"a": np.array(1.0 + 0j)}, jac="2-point")
+    # SciPy's closed test: a start on a bound is inside (trf then steps strictly inside)
+    res = least_squares(fun, x0, jac="2-point", bounds=(0.5, 3.0))
+    np.testing.assert_allclose(res.x["a"], 2.0, atol=1e-6)
+    # an unbounded pair is no bounds at all, and so 'lm' takes it
+    assert least_squares(fun, x0, jac="2-point", method="lm", bounds=(-np.inf, np.inf)).success
+
+
+def test_complex_step_on_numpy_matches_scipy(fw: Framework) -> None:
+    if fw.name != "numpy":
+        with pytest.raises(ValueError, match="complex step"):
+            least_squares(gauss(fw), x0_of(fw), jac="cs")
+        return
+    ref = scipy.optimize.least_squares(flat_res, START, jac="cs")
+    res = least_squares(gauss(fw), x0_of(fw), jac="cs")
+    np.testing.assert_allclose(np_point(res.x, fw), ref.x, rtol=0, atol=1e-12)
+    assert res.nfev == ref.nfev and res.njev == ref.njev
+
+
+def test_kwargs_callback_and_counts_as_scipy() -> None:
+    def fun(d: dict, scale: float = 1.0, *, shift: float) -> np.ndarray:
+        return scale * (d["x"] - shift)
+
+    x0 = {"x": np.array([0.0, 1.0])}
+    res = least_squares(fun, x0, jac="2-point", args=(2.0,), kwargs={"shift": 3.0})
+    np.testing.assert_allclose(res.x["x"], [3.0, 3.0], atol=1e-8)
+    with pytest.raises(TypeError):
+        least_squares(fun, x0, jac="2-point", kwargs={"kaboom": 3.0})
+    seen: list[Any] = []
+    least_squares(fun, x0, jac="2-point", kwargs={"shift": 3.0}, callback=seen.append)
+    assert seen and isinstance(seen[-1], dict) and seen[-1]["x"].shape == (2,)
+    results: list[Any] = []
+
+    def with_result(intermediate_result: Any) -> None:
+        results.append(intermediate_result)
+
+    least_squares(fun, x0, jac="2-point", kwargs={"shift": 3.0}, callback=with_result)
+    assert results and isinstance(results[-1].x, dict) and results[-1].nit > 0
+
+    def stop(intermediate_result: Any) -> None:
+        raise StopIteration
+
+    stopped = least_squares(gauss(NP), x0_of(NP), jac=block_jac(NP), callback=stop)
+    ref = scipy.optimize.least_squares(flat_res, START, jac=flat_jac, callback=stop)
+    assert stopped.status == ref.status == -2 and stopped.nfev == ref.nfev
+    # 'lm' with finite differences: SciPy's njev is None, and so is ours
+    lm = least_squares(fun, x0, jac="2-point", kwargs={"shift": 3.0}, method="lm")
+    assert lm.njev is None
+    # workers: SciPy's map-like callable for the finite differences
+    par = least_squares(fun, x0, jac="2-point", kwargs={"shift": 3.0}, workers=map)
+    ser = least_squares(fun, x0, jac="2-point", kwargs={"shift": 3.0})
+    np.testing.assert_array_equal(par.x["x"], ser.x["x"])
+    assert par.nfev == ser.nfev
+
+
+@pytest.mark.parametrize("kind", ["sparse", "operator"])
+def test_sparse_and_operator_jacobians_pass_to_scipy(kind: str) -> None:
+    from scipy.sparse import csr_array
+    from scipy.sparse.linalg import aslinearoperator
+
+    def flat_jac_kind(x: np.ndarray) -> Any:
+        j = csr_array(flat_jac(x))
+        return j if kind == "sparse" else aslinearoperator(j)
+
+    ref = scipy.optimize.least_squares(flat_res, START, jac=flat_jac_kind)
+    res = least_squares(gauss(NP), x0_of(NP), jac=lambda d: flat_jac_kind(np_point(d, NP)))
+    np.testing.assert_allclose(np_point(res.x, NP), ref.x, rtol=0, atol=1e-10)
+    assert res.nfev == ref.nfev and res.njev == ref.njev
+    assert type(res.jac) is type(ref.jac)
+    with pytest.raises(ValueError, match="The return value of `jac` has wrong shape"):
+        least_squares(gauss(NP), x0_of(NP), jac=lambda d: csr_array(np.ones((3, 3))))
+
+
+def test_float32_residuals_keep_scipy_steps() -> None:
+    t = np.linspace(0, 1, 50, dtype=np.float32)
+    y = (0.3 + 0.7 * t + 0.01 * np.sin(9 * t)).astype(np.float32)
+
+    def flat(p: np.ndarray) -> np.ndarray:
+        return (p[0] + p[1] * t - y).astype(np.float32)
+
+    ref = scipy.optimize.least_squares(flat, np.array([1.0, 1.0]))
+    res = least_squares(
+        lambda d: flat(np.array([d["a"], d["b"]])),
+        {"a": np.array(1.0), "b": np.array(1.0)},
+        jac="2-point",
+    )
+    assert res.nfev == ref.nfev
+    np.testing.assert_allclose([res.x["a"], res.x["b"]], ref.x, rtol=0, atol=1e-6)

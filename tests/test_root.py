@@ -153,3 +153,50 @@ def test_method_names_are_case_insensitive_as_in_scipy() -> None:
     upper = root(fun, x0, jac=None, method="HYBR")
     assert upper.success and upper.nfev == lower.nfev
     assert float(upper.x["x"]) == float(lower.x["x"])
+
+
+# SciPy's conventions, as SciPy takes them (the SciPy suite through the package:
+# tools/scipy_shims/lsq_root.py)
+
+
+@pytest.mark.parametrize("method", JAC_METHODS)
+def test_jac_true_fun_returns_residuals_and_jacobian(method: str) -> None:
+    def both(d: dict) -> tuple:
+        p = np.array([d["x"], d["y"]])
+        return flat_circle(p), flat_circle_jac(p)
+
+    def flat_both(p: np.ndarray) -> tuple:
+        return flat_circle(p), flat_circle_jac(p)
+
+    ref = scipy.optimize.root(flat_both, START, jac=True, method=method)
+    res = root(both, {"x": np.array(START[0]), "y": np.array(START[1])}, jac=True, method=method)
+    np.testing.assert_allclose([res.x["x"], res.x["y"]], ref.x, rtol=0, atol=1e-12)
+    assert res.nfev == ref.nfev and res.get("njev") == ref.get("njev")
+    with pytest.raises(TypeError, match=r"with jac=True, fun must return \(residuals, jacobian\)"):
+        root(lambda d: flat_circle(np.array([d["x"], d["y"]])), {"x": 2.0, "y": 0.5}, jac=True)
+
+
+def test_unused_jac_warns_as_scipy() -> None:
+    x0 = {"x": np.array(2.0), "y": np.array(0.5)}
+
+    def fun(d: dict) -> np.ndarray:
+        return flat_circle(np.array([d["x"], d["y"]]))
+
+    ref = root(fun, x0, method="krylov")
+    with pytest.warns(RuntimeWarning, match="Method krylov does not use the jacobian"):
+        res1 = root(fun, x0, method="krylov", jac=lambda d: flat_circle_jac(d))
+    with pytest.warns(RuntimeWarning, match="Method krylov does not use the jacobian"):
+        res2 = root(lambda d: (fun(d), None), x0, method="krylov", jac=True)
+    assert res1.x["x"] == res2.x["x"] == ref.x["x"]
+
+
+def test_scipy_positional_order() -> None:
+    # root(fun, x0, args, method, jac, ...) as scipy.optimize.root
+    res = root(
+        lambda d, a: np.stack([d["x"] - a, d["y"] - 2 * a]),
+        {"x": np.array(0.0), "y": np.array(0.0)},
+        (1.5,),
+        "hybr",
+        None,
+    )
+    assert res.success and float(res.x["y"]) == pytest.approx(3.0)
