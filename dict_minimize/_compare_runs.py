@@ -439,6 +439,8 @@ def _run_optax_line_search(
         rec.add(f_host, g_norm, nfev, njev, k, functools.partial(_itself, params))
         if not (math.isfinite(f_host) and math.isfinite(g_norm)) or njev >= budget:
             return rec.trace
+        if k >= budget:  # a line search that reports no evaluations: never loop for ever
+            return rec.trace
         new_params, new_state = update(grads, state, params, f)
         steps = sum(int(n) for n in _line_search_steps(new_state))
         f_new, g_new = _stored(new_state, "value"), _stored(new_state, "grad")

@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib
 import importlib.util
 import sys
 import time
@@ -279,12 +278,12 @@ def run(
         if not is_installed(fw):
             skipped.append(fw)
             continue
-        if status is not None and fw not in sys.modules:
-            status(f"importing {fw} (the first import of a framework takes seconds) ...")
-        with contextlib.suppress(Exception):  # solve() reports a failing import in its row
-            importlib.import_module(fw)
         if status is not None:
-            status(f"solving with {fw} ...")
+            status(
+                f"solving with {fw} ..."
+                if fw in sys.modules
+                else f"importing {fw} (a first import takes seconds) and solving ..."
+            )
         with blas_threads(blas):
             rows.append(solve(fw, problem, repeat))
         if on_row is not None:

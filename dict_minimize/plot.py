@@ -259,7 +259,7 @@ def paths(
         import matplotlib.ticker
 
         # round-number levels (MaxNLocator), so that the colour bar's ticks are round too
-        lv = matplotlib.ticker.MaxNLocator(nbins=levels).tick_values(lo, hi)
+        lv = np.asarray(matplotlib.ticker.MaxNLocator(nbins=levels).tick_values(lo, hi))
         cs = ax.contourf(gx, gy, z, levels=lv, cmap=cmap)
         bar = ax.figure.colorbar(cs, ax=ax, ticks=matplotlib.ticker.MaxNLocator(nbins=8))
         bar.set_label("f(x, y)")
