@@ -7,6 +7,8 @@ from typing import Any
 import numpy as np
 import pytest
 import scipy.optimize
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dict_minimize import least_squares
 from tests.conftest import _MAKERS, Framework
@@ -357,3 +359,41 @@ def test_float32_residuals_keep_scipy_steps() -> None:
     )
     assert res.nfev == ref.nfev
     np.testing.assert_allclose([res.x["a"], res.x["b"]], ref.x, rtol=0, atol=1e-6)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    shape_a=st.sampled_from([(), (1,), (3,), (2, 2)]),
+    shape_b=st.sampled_from([(), (2,), (1, 3)]),
+    lo=st.floats(-5, 0, allow_nan=False),
+    width=st.floats(0.5, 5, allow_nan=False),
+    data=st.data(),
+)
+def test_bounds_forms_flatten_alike(
+    shape_a: tuple, shape_b: tuple, lo: float, width: float, data: Any
+) -> None:
+    """Every spelling of the same bounds gives the same flat vectors (no solve)."""
+    from dict_minimize._prepare import prepare
+    from dict_minimize._scipy_bounds import least_squares_bounds
+
+    x0 = {"a": np.zeros(shape_a), "b": np.zeros(shape_b)}
+    prep = prepare(x0, None, None, None)
+    per_key = {
+        k: data.draw(st.sampled_from([lo, np.full(np.shape(v), lo)]), label=k)
+        for k, v in x0.items()
+    }
+    hi = lo + width
+    flat_lb = np.concatenate([np.broadcast_to(per_key[k], np.shape(x0[k])).ravel() for k in x0])
+    want = scipy.optimize.Bounds(flat_lb, np.full(flat_lb.size, hi))
+    forms = [
+        (flat_lb, hi),
+        (per_key, {k: hi for k in x0}),
+        scipy.optimize.Bounds(per_key, hi),
+        scipy.optimize.Bounds(flat_lb, {k: hi for k in x0}),
+        {k: (per_key[k], hi) for k in x0},
+    ]
+    for form in forms:
+        got = least_squares_bounds(form, prep.layout, prep.backend)
+        assert got is not None
+        np.testing.assert_array_equal(got.lb, want.lb)
+        np.testing.assert_array_equal(got.ub, want.ub)
