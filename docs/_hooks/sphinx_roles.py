@@ -1,4 +1,5 @@
-"""mkdocs hook: Sphinx roles in docstrings (``:func:`dict_minimize.minimize```) become links.
+"""mkdocs hook: Sphinx roles in docstrings (``:func:`dict_minimize.minimize```) become links,
+and the table of contents may break a dotted name after a dot.
 
 The docstrings are written for ``help()`` and Sphinx-style tools as well as for this site;
 mkdocstrings renders a role as the literal text ``:func:`` before the code span. This hook
@@ -11,6 +12,9 @@ from __future__ import annotations
 
 import re
 from typing import Any
+
+from mkdocs.structure.pages import Page
+from mkdocs.structure.toc import AnchorLink
 
 ROLE = re.compile(
     r":(?:py:)?(?:func|class|meth|attr|exc|mod|data|obj):<code>(?P<tilde>~?)(?P<name>[\w.]+)"
@@ -26,6 +30,18 @@ def _link(m: re.Match[str]) -> str:
     return f'<autoref identifier="{name}" optional><code>{shown}</code></autoref>'
 
 
-def on_page_content(html: str, **kwargs: Any) -> str:
-    """Rewrite the roles of one page's HTML (before autorefs resolves references)."""
+#: a dot between two name characters, in text (the theme prints the titles unescaped)
+DOT = re.compile(r"(?<=\w)\.(?=\w)")
+
+
+def _break_after_dots(items: list[AnchorLink]) -> None:
+    for item in items:
+        item.title = DOT.sub(".<wbr>", item.title)
+        _break_after_dots(item.children)
+
+
+def on_page_content(html: str, page: Page, **kwargs: Any) -> str:
+    """Rewrite the roles of one page's HTML (before autorefs resolves references), and let
+    its table-of-contents entries (`torch_api.minimize_module`) wrap after a dot."""
+    _break_after_dots(page.toc.items)
     return ROLE.sub(_link, html)
