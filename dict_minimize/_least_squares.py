@@ -18,6 +18,7 @@ from dict_minimize._errors import fmt_key, fmt_keys, type_name
 from dict_minimize._layout import Layout, values_by_key
 from dict_minimize._prepare import Prepared, check_common, prepare
 from dict_minimize._result import OptimizeResult
+from dict_minimize._threads import check_threads, solve_threads, timed_first
 from dict_minimize._types import Backend, Codec
 
 #: the finite-difference schemes SciPy's least_squares offers on real residuals
@@ -268,6 +269,7 @@ def least_squares(
     verbose: int = 0,
     backend: str | None = None,
     jit: bool | None = None,
+    threads: int | str | None = "auto",
 ) -> OptimizeResult:
     """``scipy.optimize.least_squares`` with ``x0`` (and the result) a dict of tensors.
 
@@ -307,6 +309,9 @@ def least_squares(
         verbose: as for SciPy.
         backend: force a backend by name; by default the one of ``x0``'s tensors.
         jit: compile the autodiff residuals (JAX, TensorFlow); None for the backend's default.
+        threads: threads during the solve, as in :func:`~dict_minimize.minimize`; with
+            ``"auto"`` a slow first evaluation lifts SciPy's cap too (its LAPACK work on the
+            Jacobian grows with the residuals).
 
     Returns:
         OptimizeResult: SciPy's fields, with ``x`` and ``grad`` (``J^T r``, the gradient of the
@@ -327,6 +332,7 @@ def least_squares(
         (2.0, 1.5)
     """
     args = check_common(fun, x0, args, backend, jit)
+    threads = check_threads(threads)
     _check_jac(jac)
     if method not in LSQ_METHODS:
         raise ValueError(f"method must be one of {LSQ_METHODS}; got {method!r}")
@@ -342,23 +348,25 @@ def least_squares(
     if tr_options is not None:
         kwargs["tr_options"] = dict(tr_options)
     fd = isinstance(jac, str) and jac in FD_SCHEMES
-    raw = scipy.optimize.least_squares(
-        prob.value,
-        prep.x0_flat,
-        jac=jac if fd else prob.jacobian,
-        bounds=prep.bounds if prep.bounds is not None else (-np.inf, np.inf),
-        method=method,
-        ftol=ftol,
-        xtol=xtol,
-        gtol=gtol,
-        x_scale=x_scale,
-        loss=loss,
-        f_scale=f_scale,
-        diff_step=diff_step,
-        max_nfev=max_nfev,
-        verbose=verbose,
-        **kwargs,
-    )
+    caps = solve_threads(threads, prep.layout.n, prep.backend, lift_scipy=True)
+    with caps:
+        raw = scipy.optimize.least_squares(
+            timed_first(prob.value, caps),
+            prep.x0_flat,
+            jac=jac if fd else prob.jacobian,
+            bounds=prep.bounds if prep.bounds is not None else (-np.inf, np.inf),
+            method=method,
+            ftol=ftol,
+            xtol=xtol,
+            gtol=gtol,
+            x_scale=x_scale,
+            loss=loss,
+            f_scale=f_scale,
+            diff_step=diff_step,
+            max_nfev=max_nfev,
+            verbose=verbose,
+            **kwargs,
+        )
     layout = prep.layout
     out = OptimizeResult(raw)
     out["x"] = prob.as_dict(raw.x)
