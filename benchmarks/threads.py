@@ -13,7 +13,7 @@ settings, interleaved round by round (medians; ratios within one run):
 Problems (float64 NumPy unless said):
 
 - ``mlp``: a 3-32-1 tanh MLP (float32 PyTorch, 256 points) with ``minimize_module``;
-- ``many``: 200 logistic fits (500 points, 10 features: ``X @ w`` per evaluation) with
+- ``many``: 200 logistic fits (1,000 points, 20 features: ``X @ w`` per evaluation) with
   ``minimize_many``, sequential;
 - ``logistic``: one logistic fit on 20,000 points, 200 features (a matrix-vector product of
   4M entries per evaluation, few variables);
@@ -113,8 +113,8 @@ def mlp_problem(quick: bool) -> Callable[[Any], int]:
 
 def many_problem(quick: bool, executor: Any = None) -> Callable[[Any], int]:
     count = 10 if quick else 200
-    data = [logistic_data(s, 500, 10) for s in range(count)]
-    x0 = {"w": np.zeros(10), "b": np.float64(0.0)}
+    data = [logistic_data(s, 1000, 20) for s in range(count)]
+    x0 = {"w": np.zeros(20), "b": np.float64(0.0)}
 
     def solve(threads: Any) -> int:
         fits = minimize_many(

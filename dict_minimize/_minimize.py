@@ -371,7 +371,7 @@ def minimize(
         threads: the threads of SciPy's BLAS, the objective's BLAS (NumPy's) and x0's
             framework (PyTorch's intra-op threads) during the solve, restored after. ``"auto"``
             (the default): one thread for problems under 1,000,000 variables, lifted for the
-            objective when its first evaluation takes 10 ms or more; an int caps at that
+            objective when its first evaluation takes 20 ms or more; an int caps at that
             many; None leaves all threads alone. JAX/XLA and TensorFlow keep their own
             threads (they cannot change after they start). The environment variable
             ``DICT_MINIMIZE_THREADS`` (an int, ``auto`` or ``off``) overrides it. Thread
@@ -601,7 +601,7 @@ def solve(
         kwargs["constraints"] = flat_constraints
     caps = solve_threads(threads, layout.n, be)
     if getattr(caps, "lift", False):
-        run.on_first = _timed_first(run.on_first, caps)  # type: ignore[arg-type]
+        run.on_first = _timed_first(run.on_first, caps)
     if monitor is not None:
         monitor.start()
     try:

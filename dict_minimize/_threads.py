@@ -44,7 +44,7 @@ OLD_ENV_VAR = "DICT_MINIMIZE_BLAS_THREADS"
 #: ``threads="auto"`` leaves problems of this many variables or more alone
 AUTO_MAX_N = 1_000_000
 #: ``threads="auto"`` lifts the objective's cap after a first evaluation this slow (seconds)
-AUTO_SLOW_EVAL = 0.01
+AUTO_SLOW_EVAL = 0.02
 
 _OFF = ("off", "0", "none", "false", "no")
 _lock = threading.RLock()
@@ -110,7 +110,7 @@ def choose(threads: int | str | None, n: int) -> tuple[int | None, bool]:
     """
     env = env_setting()
     if env is not False:
-        threads = env  # type: ignore[assignment]
+        threads = env
     if threads is None:
         return None, False
     if threads == "auto":

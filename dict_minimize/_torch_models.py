@@ -291,7 +291,7 @@ class ScipyOptimizer(torch.optim.Optimizer):
         time_limit: as in :func:`dict_minimize.minimize`, per step.
         threads: as in :func:`dict_minimize.minimize` (``"auto"``: one thread, PyTorch's
             intra-op threads included, for problems under 1,000,000 parameters whose closure
-            takes under 10 ms).
+            takes under 20 ms).
 
     ``step(closure)`` returns the loss at the solution (a 0-d tensor) and keeps SciPy's full
     result as ``last_result``. ``state_dict()`` holds the settings (in the param groups) and a
