@@ -24,8 +24,11 @@ integer, ``auto``, or ``off`` (also ``0``/``none``) to leave threads alone; the 
 ``DICT_MINIMIZE_BLAS_THREADS`` is read when it is not set.
 
 Caps are process-wide (thread pools are), so they are shared: the first solve to enter sets a
-resource's cap, the last to leave restores it, whichever threads they run in. Without
-``threadpoolctl`` (an optional dependency) the BLAS libraries are left alone.
+resource's cap, the last to leave restores it, whichever threads they run in. (OpenBLAS
+0.3.30/0.3.31 ignore a count set from a thread other than the main one once the main thread
+has set one: solves in worker threads may then run OpenBLAS as it is. A library whose count is
+per thread is capped and restored per thread.) Without ``threadpoolctl`` (an optional
+dependency) the BLAS libraries are left alone.
 """
 
 from __future__ import annotations
