@@ -360,6 +360,7 @@ def minimize_model(
     trace: bool | str = False,
     progress: bool | Mapping[str, Any] = False,
     time_limit: float | None = None,
+    threads: int | str | None = "auto",
     **refused: Any,
 ) -> OptimizeResult:
     """Fit a Keras 3 or TensorFlow model's variables with ``scipy.optimize.minimize``, in place.
@@ -406,11 +407,13 @@ def minimize_model(
             after a ``UserWarning`` giving the reason; True compiles (tracing errors
             propagate); False runs eagerly.
         nonfinite: ``'inf'`` or ``'raise'``, as in :func:`dict_minimize.minimize`.
-        blas_threads: cap on SciPy's BLAS threads, as in :func:`dict_minimize.minimize`.
+        blas_threads: the older name of ``threads``, as in :func:`dict_minimize.minimize`.
         trace: as in :func:`dict_minimize.minimize` (``res.trace``; with ``'x'`` the points
             are keyed by the variables' paths).
         progress: as in :func:`dict_minimize.minimize`.
         time_limit: as in :func:`dict_minimize.minimize`.
+        threads: as in :func:`dict_minimize.minimize` (TensorFlow's own threads are fixed
+            when it starts: only the BLAS libraries are capped).
         **refused: ``jac`` and ``backend`` are not accepted (the gradient comes from the tape,
             the backend is TensorFlow): ``TypeError``.
 
@@ -515,6 +518,7 @@ def minimize_model(
             jit=None,  # fun is not a tf.function: minimize does not compile it again
             nonfinite=nonfinite,
             blas_threads=blas_threads,
+            threads=threads,
             trace=trace,
             progress=progress,
             time_limit=time_limit,

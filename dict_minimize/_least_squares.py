@@ -22,6 +22,7 @@ from dict_minimize._layout import Layout, values_by_key
 from dict_minimize._prepare import Prepared, check_common, prepare
 from dict_minimize._result import OptimizeResult
 from dict_minimize._scipy_bounds import flat_name, least_squares_bounds
+from dict_minimize._threads import check_threads, solve_threads, timed_first
 from dict_minimize._types import Backend, Codec
 
 #: the finite-difference schemes SciPy's least_squares offers on real residuals
@@ -381,6 +382,7 @@ def least_squares(
     ub_dict: Mapping[Any, Any] | None = None,
     backend: str | None = None,
     jit: bool | None = None,
+    threads: int | str | None = "auto",
 ) -> OptimizeResult:
     """``scipy.optimize.least_squares`` with ``x0`` (and the result) a dict of tensors.
 
@@ -432,6 +434,9 @@ def least_squares(
         ub_dict: upper bounds keyed like ``x0``.
         backend: force a backend by name; by default the one of ``x0``'s tensors.
         jit: compile the autodiff residuals (JAX, TensorFlow); None for the backend's default.
+        threads: threads during the solve, as in :func:`~dict_minimize.minimize`; with
+            ``"auto"`` a slow first evaluation lifts SciPy's cap too (its LAPACK work on the
+            Jacobian grows with the residuals).
 
     Returns:
         OptimizeResult: SciPy's fields, with ``x`` and ``grad`` (``J^T r``, the gradient of the
@@ -452,6 +457,7 @@ def least_squares(
         (2.0, 1.5)
     """
     args = check_common(fun, x0, args, backend, jit)
+    threads = check_threads(threads)
     if method not in LSQ_METHODS:
         raise ValueError(f"`method` must be 'trf', 'dogbox' or 'lm'; got {method!r}")
     if bounds is not None and (lb_dict is not None or ub_dict is not None):
@@ -485,23 +491,27 @@ def least_squares(
     if callback is not None:
         extra["callback"] = _lsq_callback(callback, prob)
     fd = isinstance(jac, str) and jac in (*FD_SCHEMES, "cs")
-    raw = scipy_least_squares(
-        prob.value,
-        prep.x0_flat,
-        jac=jac if fd else prob.jacobian,
-        bounds=flat_bounds if flat_bounds is not None else (-np.inf, np.inf),
-        method=method,
-        ftol=ftol,
-        xtol=xtol,
-        gtol=gtol,
-        x_scale=x_scale,
-        loss=loss,
-        f_scale=f_scale,
-        diff_step=diff_step,
-        max_nfev=max_nfev,
-        verbose=verbose,
-        **extra,
-    )
+    caps = solve_threads(threads, prep.layout.n, prep.backend, lift_scipy=True)
+    # a map over processes pickles the function: no timing wrapper there
+    value = prob.value if workers is not None else timed_first(prob.value, caps)
+    with caps:
+        raw = scipy_least_squares(
+            value,
+            prep.x0_flat,
+            jac=jac if fd else prob.jacobian,
+            bounds=flat_bounds if flat_bounds is not None else (-np.inf, np.inf),
+            method=method,
+            ftol=ftol,
+            xtol=xtol,
+            gtol=gtol,
+            x_scale=x_scale,
+            loss=loss,
+            f_scale=f_scale,
+            diff_step=diff_step,
+            max_nfev=max_nfev,
+            verbose=verbose,
+            **extra,
+        )
     layout = prep.layout
     out = OptimizeResult(raw)
     out["x"] = prob.as_dict(raw.x)

@@ -334,7 +334,9 @@ def minimize_many(
             thousands of round trips. In this process with ``executor=None`` it has no effect.
         **options: every other keyword of :func:`~dict_minimize.minimize` (``method``,
             ``jac``, ``tol``, ``options``, ``trace``, ``callback``, ...), the same for every
-            problem. ``callback`` runs where the problem runs.
+            problem. ``callback`` runs where the problem runs, and so does ``threads``
+            (by default ``"auto"``: each small solve on one thread, in this process and on
+            workers alike).
 
     Returns:
         list[OptimizeResult]: one per problem, in the order of ``x0s``. A problem whose solve

@@ -31,7 +31,7 @@ from dict_minimize._result import (  # noqa: F401 (OptimizeResult, PrecisionWarn
     _precision_checks,
     _result,
 )
-from dict_minimize._threads import blas_limit
+from dict_minimize._threads import check_threads, solve_threads
 from dict_minimize._trace import Monitor, bar_total, check_time_limit, check_trace_arg
 
 #: every method name ``scipy.optimize.minimize`` accepts (lower case)
@@ -241,6 +241,20 @@ def _jac_mode(jac: Any) -> Mode:
     )
 
 
+def _timed_first(
+    then: Callable[[np.ndarray, float, np.ndarray | None], None] | None, caps: Any
+) -> Callable[[np.ndarray, float, np.ndarray | None], None]:
+    """``run.on_first`` that first tells the thread caps how long the first evaluation took
+    (``threads="auto"`` lifts the objective's caps after a slow one)."""
+
+    def on_first(x: np.ndarray, f: float, g: np.ndarray | None) -> None:
+        caps.first_evaluation()
+        if then is not None:
+            then(x, f, g)
+
+    return on_first
+
+
 def minimize(
     fun: Callable,
     x0: Mapping[Any, Any],
@@ -263,6 +277,7 @@ def minimize(
     trace: bool | str = False,
     progress: bool | Mapping[str, Any] = False,
     time_limit: float | None = None,
+    threads: int | str | None = "auto",
 ) -> OptimizeResult:
     """Minimize a scalar function of a dict of tensors with ``scipy.optimize.minimize``.
 
@@ -353,13 +368,17 @@ def minimize(
             seen, which their interpolation handles; gradient-free ones ``+inf``), and warns
             at the end naming the keys; ``'raise'`` raises :class:`NonFiniteError`. At ``x0``
             it is always an error (the drop-in ``*_api.minimize`` warns instead).
-        blas_threads: cap on the threads of SciPy's BLAS during the solve, e.g. ``1`` (uses
-            ``threadpoolctl``; ``None``, the default, leaves them alone; the environment
-            variable ``DICT_MINIMIZE_BLAS_THREADS`` overrides, ``off`` disables). L-BFGS-B
-            calls BLAS on vectors of size n at every iteration, where a thread pool can cost
-            far more than it gains below ~10^5 variables (6-18x per evaluation on a busy
-            2-core machine, see ``benchmarks/README.md``). It changes the last bits of
-            SLSQP's results, so it is opt-in. Your objective's BLAS threads are not touched.
+        blas_threads: the older name of ``threads`` (an int), kept for existing callers.
+        threads: the threads of SciPy's BLAS, the objective's BLAS (NumPy's) and x0's
+            framework (PyTorch's intra-op threads) during the solve, restored after. ``"auto"``
+            (the default): one thread for problems under 1,000,000 variables, lifted for the
+            objective when its first evaluation takes 20 ms or more; an int caps at that
+            many; None leaves all threads alone. JAX/XLA and TensorFlow keep their own
+            threads (they cannot change after they start). The environment variable
+            ``DICT_MINIMIZE_THREADS`` (an int, ``auto`` or ``off``) overrides it. Thread
+            pools cost small fits far more than they gain, on a busy machine 10-40x per
+            evaluation (see the Performance guide). Results with one thread or several can
+            differ in the last bits where a matrix product's kernel depends on the count.
 
     Returns:
         OptimizeResult: ``x`` and ``jac`` are dicts like ``x0``; ``fun`` is a float; ``nfev``,
@@ -408,6 +427,7 @@ def minimize(
         trace=trace,
         progress=progress,
         time_limit=time_limit,
+        threads=threads,
     )
 
 
@@ -435,6 +455,7 @@ def solve(
     trace: Any = False,
     progress: Any = False,
     time_limit: Any = None,
+    threads: Any = "auto",
 ) -> OptimizeResult:
     """:func:`minimize`, with the choices the drop-in API makes differently.
 
@@ -443,6 +464,7 @@ def solve(
     bounds with a method that ignores them are warnings, not errors.
     """
     args = check_common(fun, x0, args, backend, jit, compat=compat)
+    threads = check_threads(threads, blas_threads)
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be callable; got a {type_name(callback)}")
     if options is not None and not isinstance(options, Mapping):
@@ -583,14 +605,13 @@ def solve(
         kwargs["hessp"] = hessp_flat
     if flat_constraints:
         kwargs["constraints"] = flat_constraints
-    if blas_threads is not None and (
-        isinstance(blas_threads, bool) or not isinstance(blas_threads, int) or blas_threads < 1
-    ):
-        raise ValueError(f"blas_threads must be None or a positive int; got {blas_threads!r}")
+    caps = solve_threads(threads, layout.n, be)
+    if getattr(caps, "lift", False):
+        run.on_first = _timed_first(run.on_first, caps)
     if monitor is not None:
         monitor.start()
     try:
-        with blas_limit(blas_threads):
+        with caps:
             res = scipy.optimize.minimize(
                 fun_flat,
                 x0_flat,

@@ -14,6 +14,7 @@ from dict_minimize._errors import type_name
 from dict_minimize._least_squares import ResidualProblem, user_jacobian
 from dict_minimize._prepare import check_common, prepare
 from dict_minimize._result import OptimizeResult
+from dict_minimize._threads import check_threads, solve_threads, timed_first
 
 #: every method of ``scipy.optimize.root``
 ROOT_METHODS = (
@@ -62,6 +63,7 @@ def root(
     *,
     backend: str | None = None,
     jit: bool | None = None,
+    threads: int | str | None = "auto",
 ) -> OptimizeResult:
     """``scipy.optimize.root`` with ``x0`` (and the result) a dict of tensors.
 
@@ -86,6 +88,9 @@ def root(
         options: as for SciPy.
         backend: force a backend by name; by default the one of ``x0``'s tensors.
         jit: compile the autodiff residuals (JAX, TensorFlow); None for the backend's default.
+        threads: threads during the solve, as in :func:`~dict_minimize.minimize`; with
+            ``"auto"`` a slow first evaluation lifts SciPy's cap too (its LAPACK work on the
+            Jacobian grows with the residuals).
 
     Returns:
         OptimizeResult: SciPy's fields, with ``x`` a dict like ``x0`` and ``fun`` the residuals
@@ -100,6 +105,7 @@ def root(
         (True, 1.0)
     """
     args = check_common(fun, x0, args, backend, jit)
+    threads = check_threads(threads)
     if not isinstance(method, str) or method.lower() not in ROOT_METHODS:
         raise ValueError(f"method must be one of {ROOT_METHODS}; got {method!r}")
     method = method.lower()  # as SciPy takes it
@@ -150,14 +156,16 @@ def root(
         kwargs["jac"] = combined_jacobian
     if callback is not None:
         kwargs["callback"] = lambda x, f: callback(prob.as_dict(x), prob.res.shaped(f))
-    raw = scipy_root(
-        value,
-        prep.x0_flat,
-        method=method,
-        tol=tol,
-        options=dict(options) if options is not None else None,
-        **kwargs,
-    )
+    caps = solve_threads(threads, prep.layout.n, prep.backend, lift_scipy=True)
+    with caps:
+        raw = scipy_root(
+            timed_first(value, caps),
+            prep.x0_flat,
+            method=method,
+            tol=tol,
+            options=dict(options) if options is not None else None,
+            **kwargs,
+        )
     out = OptimizeResult(raw)
     out["x"] = prob.as_dict(np.asarray(raw.x, dtype=np.float64).reshape(-1))
     out["fun"] = prob.res.shaped(np.asarray(raw.fun, dtype=np.float64).reshape(-1))

@@ -22,6 +22,7 @@ import torch
 
 from dict_minimize._errors import type_name
 from dict_minimize._minimize import OptimizeResult, minimize
+from dict_minimize._threads import check_threads
 
 __all__ = ["ScipyOptimizer", "minimize_module"]
 
@@ -191,7 +192,7 @@ def minimize_module(
         ub_dict: upper bounds, the same way.
         **kwargs: the rest of :func:`dict_minimize.minimize`'s options (``tol``, ``options``,
             ``callback`` (it sees the dict of parameter values), ``constraints`` (functions of
-            that dict), ``hess``, ``hessp``, ``nonfinite``, ``blas_threads``). ``jac`` is not
+            that dict), ``hess``, ``hessp``, ``nonfinite``, ``threads``). ``jac`` is not
             taken: the gradient comes from autograd.
 
     Returns:
@@ -251,7 +252,7 @@ def minimize_module(
 
 
 #: solve-wide settings: one SciPy solve runs over all groups, so they must agree
-_SOLVE_KEYS = ("method", "tol", "options", "nonfinite", "blas_threads")
+_SOLVE_KEYS = ("method", "tol", "options", "nonfinite", "blas_threads", "threads")
 #: settings a param group may set for its own parameters
 _GROUP_KEYS = ("lb", "ub")
 
@@ -283,11 +284,14 @@ class ScipyOptimizer(torch.optim.Optimizer):
             each iteration, where ``x_dict`` maps each parameter's index (its number in
             ``state_dict()``) to its values.
         nonfinite: as in :func:`dict_minimize.minimize`.
-        blas_threads: as in :func:`dict_minimize.minimize`.
+        blas_threads: the older name of ``threads``, as in :func:`dict_minimize.minimize`.
         trace: as in :func:`dict_minimize.minimize`, for each step's solve
             (``last_result.trace``); not part of ``state_dict()``.
         progress: as in :func:`dict_minimize.minimize`.
         time_limit: as in :func:`dict_minimize.minimize`, per step.
+        threads: as in :func:`dict_minimize.minimize` (``"auto"``: one thread, PyTorch's
+            intra-op threads included, for problems under 1,000,000 parameters whose closure
+            takes under 20 ms).
 
     ``step(closure)`` returns the loss at the solution (a 0-d tensor) and keeps SciPy's full
     result as ``last_result``. ``state_dict()`` holds the settings (in the param groups) and a
@@ -326,6 +330,7 @@ class ScipyOptimizer(torch.optim.Optimizer):
         trace: bool | str = False,
         progress: bool | Mapping[str, Any] = False,
         time_limit: float | None = None,
+        threads: int | str | None = "auto",
     ) -> None:
         if options is not None and not isinstance(options, Mapping):
             raise TypeError(f"options must be a dict; got a {type_name(options)}")
@@ -339,6 +344,7 @@ class ScipyOptimizer(torch.optim.Optimizer):
             "options": dict(options or {}),
             "nonfinite": nonfinite,
             "blas_threads": blas_threads,
+            "threads": check_threads(threads),
         }
         super().__init__(params, defaults)
         self.callback = callback
@@ -372,7 +378,7 @@ class ScipyOptimizer(torch.optim.Optimizer):
         """The parameters to optimize by state_dict index, and their bounds."""
         first = self.param_groups[0]
         for key in _SOLVE_KEYS:  # load_state_dict may bring groups that disagree
-            if any(g[key] != first[key] for g in self.param_groups[1:]):
+            if any(g.get(key) != first.get(key) for g in self.param_groups[1:]):
                 raise ValueError(f"the param groups disagree on {key!r}; it must be one value")
         chosen: dict[int, torch.Tensor] = {}
         lbs: dict[int, Any] = {}
@@ -452,6 +458,7 @@ class ScipyOptimizer(torch.optim.Optimizer):
                 callback=self.callback,
                 nonfinite=settings["nonfinite"],
                 blas_threads=settings["blas_threads"],
+                threads=settings.get("threads", "auto"),  # state dicts from before it
                 backend="torch",
                 **self.watch,
             )

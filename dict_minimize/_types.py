@@ -142,7 +142,10 @@ class Backend(NamedTuple):
     ``scalar_ad`` and ``vector_ad`` build the automatic-differentiation objects
     (:class:`ScalarAD`, :class:`VectorAD`); None for a framework without autodiff (NumPy).
     ``compile_pair`` builds a :class:`CompiledPair` (or None); None for a framework that does
-    not compile (NumPy, PyTorch).
+    not compile (NumPy, PyTorch). ``intra_op_threads`` is ``(get, set)`` of the framework's
+    intra-op thread count, which :mod:`dict_minimize._threads` caps during a solve; None for a
+    framework whose threads cannot change after it starts (JAX/XLA, TensorFlow) or that has
+    none of its own (NumPy: its BLAS is capped through threadpoolctl).
     """
 
     name: str
@@ -153,3 +156,4 @@ class Backend(NamedTuple):
     scalar_ad: Callable[..., ScalarAD] | None = None
     vector_ad: Callable[..., VectorAD] | None = None
     compile_pair: Callable[..., CompiledPair | None] | None = None
+    intra_op_threads: tuple[Callable[[], int], Callable[[int], None]] | None = None

@@ -18,8 +18,10 @@ Frameworks that are not installed are skipped (detected with ``importlib.util.fi
 without importing them). Wall time covers the ``minimize`` call only (the best of ``--repeat``
 runs); one evaluation of the objective before it absorbs JIT compilation and first-call
 overheads. SciPy's L-BFGS-B makes many tiny BLAS calls, which a multi-threaded OpenBLAS can slow
-down by orders of magnitude on a busy machine, so the solves run with BLAS limited to
-``--blas-threads`` threads (default 1; needs ``threadpoolctl``, ignored without it). A solve
+down by orders of magnitude on a busy machine; ``minimize``'s default (``threads="auto"``) runs
+problems this small on one thread, and the demo prints the setting it used.
+``--blas-threads N`` also limits BLAS to N threads around the solves (default 0: leave it to
+``minimize``; needs ``threadpoolctl``, ignored without it). A solve
 passes when SciPy reports success and max |x - x*| is within the tolerance of its dtype (1e-4 for
 float64, 1e-2 for float32); the command exits with status 1 if any fails.
 
@@ -261,7 +263,7 @@ def run(
     size: int = 6,
     frameworks: Sequence[str] = FRAMEWORKS,
     repeat: int = 1,
-    blas: int | None = 1,
+    blas: int | None = None,
     *,
     on_row: Callable[[Row], None] | None = None,
     status: Callable[[str], None] | None = None,
@@ -327,6 +329,21 @@ def format_header(widths: Sequence[int] = WIDTHS) -> str:
 def format_row(row: Row, widths: Sequence[int] = WIDTHS) -> str:
     """One row of the table, in the columns of :func:`format_header`."""
     return _join(_cells(row), widths)
+
+
+def _threads_line(blas: int, n: int) -> str:
+    """What threads the solves use: minimize's setting, and the demo's own BLAS limit."""
+    from dict_minimize._threads import ENV_VAR, choose, env_setting
+
+    cap, _ = choose("auto", n)
+    env = env_setting()
+    where = "threads='auto'" if env is False else f"{ENV_VAR}={'off' if env is None else env}"
+    line = f"threads: {where}: " + (
+        f"{cap} during each solve (SciPy's BLAS, NumPy's, PyTorch's intra-op)"
+        if cap
+        else "left as they are"
+    )
+    return line + (f"; BLAS limited to {blas} by --blas-threads" if blas else "")
 
 
 def format_table(rows: Sequence[Row]) -> str:
@@ -401,9 +418,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--blas-threads",
         type=int,
-        default=1,
+        default=0,
         metavar="N",
-        help="limit BLAS to N threads during the solves, 0 to leave it alone (default 1)",
+        help="also limit BLAS to N threads during the solves (default 0: leave it to "
+        "minimize's threads='auto', one thread for small problems)",
     )
     parser.add_argument(
         "--budget",
@@ -443,6 +461,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         status.clear()
         print(line, flush=True)
 
+    show(_threads_line(args.blas_threads, problem.size))
     if any(is_installed(fw) for fw in frameworks):
         show(format_header())
     rows, skipped = run(

@@ -114,3 +114,15 @@ def test_scale_out_benchmark_runs_quick(capsys: pytest.CaptureFixture[str]) -> N
     for title in ("Per solve", "calibration fits", "Sharded objective"):
         assert title in out
     assert out.count("| contender |") == 3
+
+
+def test_threads_benchmark_runs_quick(capsys: pytest.CaptureFixture[str]) -> None:
+    """benchmarks/threads.py --quick on tiny sizes: every problem and setting, one table."""
+    pytest.importorskip("threadpoolctl")
+    from benchmarks import threads
+
+    threads.main(["--quick", "--only", "many", "logistic", "matmul", "big_n", "mlp"])
+    out = capsys.readouterr().out
+    assert "load average" in out and "| none / auto |" in out
+    for name in ("many", "logistic", "matmul", "big_n"):
+        assert f"| {name} |" in out

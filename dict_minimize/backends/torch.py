@@ -230,6 +230,12 @@ def make_codec(layout: Layout) -> Codec:
     return Codec(unflatten=unflatten, flatten=flatten)
 
 
+def _set_threads(n: int) -> None:
+    """``torch.set_num_threads(n)``, skipped when it is already ``n`` (the call is not free)."""
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+
+
 BACKEND = Backend(
     name="torch",
     owns=owns,
@@ -238,4 +244,5 @@ BACKEND = Backend(
     to_numpy=to_numpy,
     scalar_ad=torch_ad.scalar_ad,
     vector_ad=torch_ad.vector_ad,
+    intra_op_threads=(torch.get_num_threads, _set_threads),
 )
