@@ -341,6 +341,8 @@ def least_squares(
         kwargs["tr_solver"] = tr_solver
     if tr_options is not None:
         kwargs["tr_options"] = dict(tr_options)
+    if x_scale is not None:  # None: SciPy's own default (1.0 before SciPy 1.16, which refuses None)
+        kwargs["x_scale"] = x_scale
     fd = isinstance(jac, str) and jac in FD_SCHEMES
     raw = scipy.optimize.least_squares(
         prob.value,
@@ -351,7 +353,6 @@ def least_squares(
         ftol=ftol,
         xtol=xtol,
         gtol=gtol,
-        x_scale=x_scale,
         loss=loss,
         f_scale=f_scale,
         diff_step=diff_step,
