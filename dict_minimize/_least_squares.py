@@ -490,6 +490,8 @@ def least_squares(
         extra["workers"] = workers
     if callback is not None:
         extra["callback"] = _lsq_callback(callback, prob)
+    if x_scale is not None:  # None: SciPy's own default (1.0 before SciPy 1.16, which refuses None)
+        extra["x_scale"] = x_scale
     fd = isinstance(jac, str) and jac in (*FD_SCHEMES, "cs")
     caps = solve_threads(threads, prep.layout.n, prep.backend, lift_scipy=True)
     # a map over processes pickles the function: no timing wrapper there
@@ -504,7 +506,6 @@ def least_squares(
             ftol=ftol,
             xtol=xtol,
             gtol=gtol,
-            x_scale=x_scale,
             loss=loss,
             f_scale=f_scale,
             diff_step=diff_step,

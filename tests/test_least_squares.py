@@ -397,3 +397,22 @@ def test_bounds_forms_flatten_alike(
         assert got is not None
         np.testing.assert_array_equal(got.lb, want.lb)
         np.testing.assert_array_equal(got.ub, want.ub)
+
+
+@pytest.mark.parametrize("x_scale", [None, 2.0, "jac"])
+def test_x_scale_reaches_scipy_only_when_given(monkeypatch, x_scale) -> None:
+    """Left out, SciPy applies its own default (SciPy before 1.16 refuses ``x_scale=None``)."""
+    seen: dict[str, Any] = {}
+    import dict_minimize._least_squares as module
+
+    real = module.scipy_least_squares
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        seen.update(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, "scipy_least_squares", spy)
+    kwargs = {} if x_scale is None else {"x_scale": x_scale}
+    res = least_squares(lambda d: d["a"] - 3.0, {"a": np.zeros(2)}, jac="2-point", **kwargs)
+    assert res.success and np.allclose(res.x["a"], 3.0)
+    assert seen.get("x_scale", "absent") == ("absent" if x_scale is None else x_scale)

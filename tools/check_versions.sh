@@ -37,10 +37,13 @@ find_python() {  # python$1 from PATH if it runs (pyenv's shims may not), else p
 }
 
 # the floors: keep them equal to pyproject.toml's lower bounds (tests/test_packaging.py checks)
+# (SciPy 1.17: the first where a callback's StopIteration ends SLSQP cleanly, 1.16 for COBYLA;
+# JAX 0.8: jax.enable_x64 and jax.sharding.make_single_device_sharding; NumPy 2.0: JAX 0.8's
+# floor; TensorFlow 2.19: the first that shares ml_dtypes with JAX 0.8)
 FLOORS=(
-    "numpy==1.26.4" "scipy==1.14.1" "jax==0.4.38" "jaxlib==0.4.38" "threadpoolctl==3.1.0"
+    "numpy==2.0.2" "scipy==1.17.0" "jax==0.8.0" "jaxlib==0.8.0" "threadpoolctl==3.1.0"
 )
-FLOORS_FULL=("tensorflow-cpu==2.17.1")
+FLOORS_FULL=("tensorflow-cpu==2.19.0")
 NEWEST=(numpy scipy jax jaxlib threadpoolctl)
 NEWEST_FULL=(tensorflow-cpu keras flax equinox matplotlib tqdm "dask[distributed]" cloudpickle
     pandas scikit-learn betacal mkdocs-material "mkdocstrings[python]")
