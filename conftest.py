@@ -27,9 +27,13 @@ NEEDS = {
     ],
 }
 
+#: modules that import without the framework, but whose docstring examples use it
+EXAMPLES_NEED = {"torch": ["dict_minimize/_implicit.py"]}
+
 collect_ignore = [
     path
-    for name, paths in NEEDS.items()
+    for table in (NEEDS, EXAMPLES_NEED)
+    for name, paths in table.items()
     if importlib.util.find_spec(name) is None
     for path in paths
 ]

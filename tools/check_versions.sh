@@ -48,11 +48,10 @@ NEWEST=(numpy scipy jax jaxlib threadpoolctl)
 NEWEST_FULL=(tensorflow-cpu keras flax equinox matplotlib tqdm "dask[distributed]" cloudpickle
     pandas scikit-learn betacal mkdocs-material "mkdocstrings[python]")
 TOOLS=(pytest hypothesis pytest-timeout mypy)
-# the tests of what depends on NumPy, SciPy and JAX releases (about 2 minutes)
+# the tests of what depends on NumPy, SciPy and JAX releases (1.5 to 3 minutes)
 FAST=(
     tests/test_minimize.py tests/test_scipy_contract.py tests/test_least_squares.py
-    tests/test_root.py tests/test_autodiff_jax.py tests/test_numpy_fast_path.py
-    tests/test_layout_bounds.py tests/test_nested.py tests/test_packaging.py
+    tests/test_root.py tests/test_autodiff_jax.py tests/test_packaging.py
 )
 
 case "$which" in
