@@ -189,8 +189,8 @@ def _add_trace(out: OptimizeResult, monitor: Monitor | None, final: bool = False
     if final and len(tr) and math.isfinite(out.fun) and out.fun != tr.fun[-1]:
         tr.append(
             out.fun,
-            nfev=out.nfev,
-            njev=out.njev,
+            nfev=out.get("nfev_ran", out.nfev),  # the trace counts the evaluations that ran
+            njev=out.get("njev_ran", out.get("njev", 0)),
             time=monitor.elapsed(),
             nit=int(tr.nit[-1]) + 1,
             x=copy.deepcopy(out.x) if monitor.keep_x else None,
