@@ -28,6 +28,9 @@ from dict_minimize._types import Backend
 from dict_minimize.backends import _owner
 from dict_minimize.backends._common import is_real_dtype
 
+#: SciPy's words for it (users search for them)
+_LOWER_ABOVE = "An upper bound is less than the corresponding lower bound"
+
 
 def _bound_array(
     value: Any, key: Any, shape: tuple[int, ...], fill: float, which: str, backend: Backend
@@ -171,7 +174,7 @@ def make_bounds(lb_dict: Any, ub_dict: Any, layout: Layout, backend: Backend) ->
         if type(lo) is float and type(hi) is float:
             if lo > hi and sl.stop > sl.start:
                 raise ValueError(
-                    f"{at('lb_dict', key)} > {at('ub_dict', key)} at index "
+                    f"{_LOWER_ABOVE}: {at('lb_dict', key)} > {at('ub_dict', key)} at index "
                     f"{(0,) * len(shape)}: {lo} > {hi}"
                 )
         else:
@@ -180,10 +183,106 @@ def make_bounds(lb_dict: Any, ub_dict: Any, layout: Layout, backend: Backend) ->
                 j = int(np.flatnonzero(bad)[0])
                 index = tuple(int(i) for i in np.unravel_index(j, shape)) if shape else ()
                 raise ValueError(
-                    f"{at('lb_dict', key)} > {at('ub_dict', key)} at index {index}: "
-                    f"{lb[sl][j]} > {ub[sl][j]}"
+                    f"{_LOWER_ABOVE}: {at('lb_dict', key)} > {at('ub_dict', key)} at index "
+                    f"{index}: {lb[sl][j]} > {ub[sl][j]}"
                 )
         np_dtype = layout.np_dtypes[i]
         if np_dtype is None or np_dtype != np.float64:  # slices are views: edits in place
             _round_inward(lb[sl], ub[sl], np_dtype)
     return Bounds(lb, ub)
+
+
+def _flat_feasible(keep: Any, layout: Layout) -> Any:
+    """``Bounds.keep_feasible`` beside per-key bounds: one bool, or one per scalar of x0."""
+    arr = np.asarray(keep, dtype=bool).reshape(-1)
+    if arr.size == 1:
+        return bool(arr[0])
+    if arr.size != layout.n:
+        raise ValueError(
+            f"bounds.keep_feasible has {arr.size} values; expected one bool, or one per scalar "
+            f"of x0 ({layout.n}) in key order"
+        )
+    return arr
+
+
+def _dict_of(value: Any) -> Mapping | None:
+    """A dict handed to ``Bounds(lb=..., ub=...)`` (SciPy stores it in an object array)."""
+    if isinstance(value, Mapping):
+        return value
+    if isinstance(value, np.ndarray) and value.dtype == object and value.size:
+        item = value.flat[0]
+        if isinstance(item, Mapping):
+            return item
+    return None
+
+
+def make_scipy_bounds(bounds: Any, layout: Layout, backend: Backend) -> Any:
+    """SciPy's ``bounds=`` argument over a dict ``x0``, as what SciPy gets.
+
+    Per-key forms (a ``Bounds`` of dicts, a dict of ``(lb, ub)`` pairs) become one flat
+    ``Bounds`` as ``lb_dict``/``ub_dict`` do; flat forms (a ``Bounds`` of arrays, a sequence of
+    ``n`` pairs) go to SciPy unchanged, checked only for their length, with SciPy's message.
+
+    Example:
+        >>> import numpy as np
+        >>> from dict_minimize._layout import make_layout
+        >>> from dict_minimize.backends import get_backend
+        >>> be = get_backend("numpy")
+        >>> lay = make_layout({"a": np.zeros(2), "b": np.zeros(())}, be)
+        >>> make_scipy_bounds({"a": (0, None)}, lay, be).lb
+        array([  0.,   0., -inf])
+    """
+    if bounds is None:
+        return None
+    if isinstance(bounds, Bounds):
+        lb, ub = _dict_of(bounds.lb), _dict_of(bounds.ub)
+        if lb is None and ub is None:
+            return bounds  # flat arrays: SciPy checks them, in its words
+        out = make_bounds(
+            lb if lb is not None else _scalar_bound(bounds.lb, "lb", layout),
+            ub if ub is not None else _scalar_bound(bounds.ub, "ub", layout),
+            layout,
+            backend,
+        )
+        assert out is not None
+        keep = _flat_feasible(bounds.keep_feasible, layout)
+        return Bounds(out.lb, out.ub, keep_feasible=keep)
+    if isinstance(bounds, Mapping):
+        _check_keys(bounds, "bounds", layout)
+        lbs, ubs = {}, {}
+        for key, pair in bounds.items():
+            if not (isinstance(pair, (tuple, list)) and len(pair) == 2):
+                raise TypeError(
+                    f"{at('bounds', key)} is a {type_name(pair)}; expected an (lb, ub) pair "
+                    "(a number, None or an array of the key's shape each)"
+                )
+            lbs[key], ubs[key] = pair
+        return make_bounds(lbs, ubs, layout, backend)
+    if isinstance(bounds, (str, bytes)) or not hasattr(bounds, "__len__"):
+        raise TypeError(
+            f"bounds is a {type_name(bounds)}; expected a scipy.optimize.Bounds, a dict of "
+            "(lb, ub) pairs per key, or a sequence of (lb, ub) pairs, one per scalar of x0"
+        )
+    if len(bounds) != layout.n:
+        raise ValueError(
+            "The number of bounds is not compatible with the length of `x0`: bounds has "
+            f"{len(bounds)} (lb, ub) pair(s) and x0 has {layout.n} scalar(s) (keys "
+            f"{fmt_keys(layout.keys)}). Give one pair per scalar of x0 in key order, a dict "
+            "{key: (lb, ub)} (a scalar pair bounds a whole key), or lb_dict/ub_dict"
+        )
+    return bounds
+
+
+def _scalar_bound(value: Any, which: str, layout: Layout) -> Any:
+    """The side of a ``Bounds`` of dicts that is not a dict: one number for every key."""
+    arr = np.asarray(value)
+    if arr.dtype != object and arr.size == 1:
+        arr = arr.reshape(())
+    if arr.shape == () and arr.dtype != object and np.isinf(arr):
+        return None
+    if arr.shape != () or arr.dtype == object or layout.tree is not None:
+        raise TypeError(
+            f"bounds.{which} must be a dict keyed like x0 (or a number for every key) when the "
+            f"other side is a dict; got a {type_name(value)}"
+        )
+    return dict.fromkeys(layout.keys, float(arr))

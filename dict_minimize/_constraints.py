@@ -23,7 +23,7 @@ from scipy.sparse.linalg import LinearOperator
 
 from dict_minimize._errors import at, fmt_key, fmt_shape, type_name
 from dict_minimize._layout import Layout, keyed_like_x0
-from dict_minimize._objective import float64_array
+from dict_minimize._objective import dense_hessian, float64_array, is_matrix_like
 from dict_minimize._tree import partial_leaves
 from dict_minimize._types import Backend, Codec, VectorAD
 from dict_minimize.backends._common import scalar_to_float
@@ -47,13 +47,18 @@ class NonlinearConstraint:
         lb: lower bound(s).
         ub: upper bound(s).
         jac: ``None`` (autodiff where the framework has it, else SciPy's ``'2-point'``),
-            ``'autodiff'``, a callable ``jac(x_dict, *args)`` returning an ``(m, n)`` array in
-            the layout's order or a dict ``key -> array of shape (*out_shape, *x0[key].shape)``,
+            ``'autodiff'``, a callable ``jac(x_dict, *args)`` returning an ``(m, n)`` array (or
+            SciPy sparse matrix, passed to SciPy as it is) in the layout's order or a dict
+            ``key -> array of shape (*out_shape, *x0[key].shape)``,
             or ``'2-point'`` / ``'3-point'``.
         hess: ``None`` (the exact Hessian term of the Lagrangian by autodiff where the framework
-            has it and ``jac`` is autodiff; else SciPy's BFGS update), ``'autodiff'``, or any of
-            SciPy's ``hess`` values for ``NonlinearConstraint`` (a ``HessianUpdateStrategy``,
-            ``'2-point'``...). Only trust-constr uses it.
+            has it and ``jac`` is autodiff; else SciPy's BFGS update), ``'autodiff'``, a
+            callable ``hess(x_dict, v)`` (``v``: the ``m`` multipliers) returning the flat
+            ``(n, n)`` matrix of ``sum(v[i] * hessian of fun[i])`` — a dense array, a SciPy
+            sparse matrix or a ``LinearOperator``, passed to SciPy as it is — or a dict of
+            dicts of per-key blocks, or any of SciPy's ``hess`` values for
+            ``NonlinearConstraint`` (a ``HessianUpdateStrategy``, ``'2-point'``...). Only
+            trust-constr uses it.
         keep_feasible: as in SciPy.
         args: extra positional arguments for ``fun`` and ``jac``.
 
@@ -188,6 +193,15 @@ class _Builder:
 
         return jacobian
 
+    def _user_hess(self, hess: Callable) -> Callable[[np.ndarray, np.ndarray], Any]:
+        layout, codec = self.layout, self.codec
+
+        def hess_term(x: np.ndarray, v: np.ndarray) -> Any:
+            out = hess(layout.build(codec.unflatten(x, for_objective=False)), v)
+            return dense_hessian(out, layout)
+
+        return hess_term
+
     def _derivatives(
         self, cfun: Callable, jac: Any, args: tuple, where: str
     ) -> tuple[Callable, Any, VectorAD | None]:
@@ -267,6 +281,8 @@ class _Builder:
             hess = hess_term
         elif hess is None:
             hess = scipy.optimize.BFGS()
+        elif callable(hess) and not isinstance(hess, scipy.optimize.HessianUpdateStrategy):
+            hess = self._user_hess(hess)
         kwargs: dict[str, Any] = {"jac": jac if jac is not None else "2-point"}
         if self.meth not in ("slsqp", "cobyla", "cobyqa"):
             kwargs["hess"] = hess  # SLSQP/COBYLA/COBYQA warn about a hess they cannot use
@@ -330,6 +346,13 @@ def _bound_values(bound: Any, where: str, name: str) -> Any:
 def _flat_jacobian(out: Any, layout: Layout, where: str) -> np.ndarray:
     """A dict of per-key blocks, or an (m, n) array, as an (m, n) float64 matrix."""
     n = layout.n
+    if is_matrix_like(out):  # sparse or LinearOperator: to SciPy as it is, as SciPy takes it
+        if len(out.shape) != 2 or out.shape[1] != n:
+            raise ValueError(
+                f"{where} has shape {fmt_shape(out.shape)}; expected (m, {n}): one column per "
+                "element of x0, in x0's key order"
+            )
+        return out
     if not keyed_like_x0(out, layout):
         arr = float64_array(out, where)
         if arr.ndim == 1 and arr.shape[0] == n:

@@ -169,3 +169,33 @@ def pair_error(out: Any) -> TypeError:
         "differentiate fun, jac=<callable returning the gradient dict>, or "
         "jac='2-point' for finite differences."
     )
+
+
+#: the option names of ``scipy.optimize.minimize``'s methods (``options={...}``)
+SCIPY_OPTIONS = frozenset(
+    {
+        "accuracy", "adaptive", "barrier_tol", "c1", "c2", "catol", "direc", "disp", "eps",
+        "eta", "f_target", "factorization_method", "fatol", "feasibility_tol",
+        "final_tr_radius", "finite_diff_rel_step", "ftol", "gtol", "hess_inv0", "inexact",
+        "initial_barrier_parameter", "initial_barrier_tolerance", "initial_constr_penalty",
+        "initial_simplex", "initial_tr_radius", "initial_trust_radius", "iprint", "maxCGit",
+        "max_trust_radius", "maxcor", "maxfev", "maxfun", "maxiter", "maxls", "mesg_num",
+        "minfev", "norm", "offset", "rescale", "return_all", "rhobeg", "rhoend", "scale",
+        "sparse_jacobian", "stepmx", "tol", "verbose", "workers", "xatol", "xrtol", "xtol",
+    }
+)  # fmt: skip
+
+
+def unknown_keyword(unknown: dict[str, Any], where: str = "minimize") -> TypeError:
+    """Keywords ``minimize`` does not take: Python's message, and the way to say them.
+
+    Example:
+        >>> print(unknown_keyword({"maxiter": 5}))
+        minimize() got an unexpected keyword argument 'maxiter'...pass options={'maxiter': 5}
+    """
+    name = next(iter(unknown))
+    message = f"{where}() got an unexpected keyword argument {name!r}"
+    options = {k: v for k, v in unknown.items() if k in SCIPY_OPTIONS}
+    if options:
+        return TypeError(f"{message}: it is a method option, pass options={options!r}")
+    return TypeError(message)

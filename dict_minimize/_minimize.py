@@ -14,8 +14,9 @@ from typing import Any
 import numpy as np
 import scipy.optimize
 
-from dict_minimize._constraints import CONSTRAINED, make_constraints
-from dict_minimize._errors import fmt_keys, type_name
+from dict_minimize._bounds import make_scipy_bounds
+from dict_minimize._constraints import make_constraints
+from dict_minimize._errors import fmt_keys, type_name, unknown_keyword
 from dict_minimize._objective import Aborted, Mode, Objective
 from dict_minimize._prepare import check_common, prepare
 from dict_minimize._prepare import prepare_x0 as _prepare_x0  # noqa: F401 (re-exported)
@@ -74,9 +75,10 @@ _COMPLEX_STEP = (
     "complex-step differentiation ('cs') needs fun to compute in complex arithmetic, and the "
     "dict bridge hands fun real tensors of x0's dtypes; use '2-point', '3-point' or 'autodiff'"
 )
-#: methods whose SciPy implementation itself stops cleanly on StopIteration from a callback;
-#: for the others the driver stops the run and builds the result
-_SCIPY_STOPS = frozenset(METHODS) - {"tnc", "cobyqa"}
+#: methods whose SciPy implementation itself stops cleanly on StopIteration from a callback
+#: (COBYQA with its own status and message); for TNC the driver stops the run and builds the
+#: result
+_SCIPY_STOPS = frozenset(METHODS) - {"tnc"}
 _STOP_MESSAGE = "`callback` raised `StopIteration`."
 
 
@@ -92,11 +94,24 @@ def _wants_result(callback: Callable) -> bool:
         return False
 
 
+def _takes_two(callback: Callable) -> bool:
+    """Whether ``callback(xk, state)`` can be called (SciPy's form for trust-constr)."""
+    try:
+        params = list(inspect.signature(callback).parameters.values())
+    except (TypeError, ValueError):
+        return False
+    if any(p.kind == p.VAR_POSITIONAL for p in params):
+        return True
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return len(positional) >= 2
+
+
 def _wrap_callback(
     callback: Callable | None, run: Objective, meth: str, monitor: Monitor | None
 ) -> Callable:
     """SciPy's per-iteration callback: the monitor's row, then the user's callback."""
     takes_result = callback is not None and _wants_result(callback)
+    with_state = meth == "trust-constr" and callback is not None and _takes_two(callback)
     n = run.layout.n
 
     def scipy_callback(intermediate_result: Any) -> Any:
@@ -128,6 +143,11 @@ def _wrap_callback(
                 fields.setdefault("nit", run.nit)
                 fields["nfev"], fields["njev"] = run.nfev, run.njev
                 out = callback(intermediate_result=OptimizeResult(fields))
+            elif callback is not None and with_state and is_result:
+                # SciPy's trust-constr form: callback(xk, state), state with x as a dict too
+                state = OptimizeResult(intermediate_result)
+                state["x"] = run.x_dict(x, False)
+                out = callback(run.x_dict(x, False), state)
             elif callback is not None:
                 out = callback(run.x_dict(x, False))
             else:
@@ -184,19 +204,13 @@ def _check_hessians(
     if not (hessp is None or callable(hessp) or _is_autodiff(hessp)):
         got = repr(hessp) if isinstance(hessp, str) else f"a {type_name(hessp)}"
         raise ValueError(f"hessp must be None, 'autodiff' or a callable; got {got}")
-    for arg, value, takes in (("hess", hess, TAKES_HESS), ("hessp", hessp, TAKES_HESSP)):
-        if value is not None and name != "_custom" and name not in takes:
-            raise ValueError(
-                f"method {method!r} does not use {arg} (SciPy would ignore it); methods that "
-                f"do: {', '.join(sorted(takes))}"
-            )
+    for arg, value in (("hess", hess), ("hessp", hessp)):
+        # a method that does not use it: SciPy warns (RuntimeWarning) and goes on, and so do we
         if _is_autodiff(value) and mode != "autodiff":
             raise ValueError(
                 f"{arg}='autodiff' differentiates fun twice, so fun must return only the value: "
                 "pass jac='autodiff' too"
             )
-    if hess is not None and hessp is not None:
-        raise ValueError("pass hess or hessp, not both (SciPy would ignore hessp)")
     if mode == "autodiff" and hess is None and hessp is None and has_ad:
         if name in NEEDS_HESS:
             hess = "autodiff"
@@ -213,10 +227,8 @@ def _check_hessians(
             "jac='autodiff' (with fun returning only the value), hessp=<callable> or "
             "hess=<callable>"
         )
-    dense = _is_autodiff(hess) or (
-        callable(hess) and not isinstance(hess, scipy.optimize.HessianUpdateStrategy)
-    )
-    if dense and n * n * 8 > MAX_DENSE_HESSIAN_BYTES:
+    # (a callable may return a sparse matrix or a LinearOperator: its size is the user's choice)
+    if _is_autodiff(hess) and n * n * 8 > MAX_DENSE_HESSIAN_BYTES:
         raise ValueError(
             f"a dense Hessian of x0's {n} scalars needs {n * n * 8 / 2**30:.1f} GiB (more than "
             f"{MAX_DENSE_HESSIAN_BYTES / 2**30:.0f} GiB); use Hessian-vector products instead "
@@ -264,6 +276,7 @@ def minimize(
     jac: bool | str | Callable | None = True,
     hess: str | Callable | Any | None = None,
     hessp: str | Callable | None = None,
+    bounds: Any = None,
     constraints: Any = (),
     lb_dict: Mapping[Any, Any] | None = None,
     ub_dict: Mapping[Any, Any] | None = None,
@@ -278,6 +291,7 @@ def minimize(
     progress: bool | Mapping[str, Any] = False,
     time_limit: float | None = None,
     threads: int | str | None = "auto",
+    **unknown: Any,
 ) -> OptimizeResult:
     """Minimize a scalar function of a dict of tensors with ``scipy.optimize.minimize``.
 
@@ -328,6 +342,12 @@ def minimize(
             ``c(x_dict, *args)`` returning a tensor of any shape, :class:`NonlinearConstraint`,
             :class:`LinearConstraint` (coefficients per key), or SciPy's own constraint objects
             on the flat vector. A constraint's Jacobian comes from autodiff unless given.
+        bounds: SciPy's ``bounds``, in any of its forms: a :class:`scipy.optimize.Bounds`
+            whose ``lb``/``ub`` (and ``keep_feasible``) are dicts keyed like ``x0`` (each
+            value as in ``lb_dict``) or flat arrays of ``x0``'s scalars in key order; a dict
+            ``{key: (lb, ub)}``; or a sequence of ``(lb, ub)`` pairs, one per scalar of
+            ``x0`` in key order (``None``: unbounded). Flat forms go to SciPy unchanged.
+            Not together with ``lb_dict``/``ub_dict``.
         lb_dict: lower bounds, optional, naming any subset of the keys. A value may be a scalar
             (broadcast), an array or tensor of the key's shape, None or -inf (unbounded).
         ub_dict: upper bounds, the same way (None or +inf: unbounded).
@@ -336,7 +356,9 @@ def minimize(
             ``callback(intermediate_result)`` (SciPy's form: ``.x`` is the dict, ``.fun`` the
             value, no re-evaluation; also ``.nit``, ``.nfev``, ``.njev``, the counts so far).
             Raising ``StopIteration`` ends the run cleanly.
-        options: method options, passed to SciPy unchanged.
+        options: method options, passed to SciPy unchanged (``maxiter``, ``gtol``,
+            ``workers``...: an option given as a keyword of ``minimize`` is a TypeError that
+            says so).
         trace: ``True`` records one row per iteration in ``res.trace`` (a
             :class:`~dict_minimize.Trace`; the start point is row 0): the objective, the
             gradient's norm (NaN where no gradient was computed at that point), cumulative
@@ -367,7 +389,9 @@ def minimize(
             and trust regions back off (gradient methods see a finite value above all values
             seen, which their interpolation handles; gradient-free ones ``+inf``), and warns
             at the end naming the keys; ``'raise'`` raises :class:`NonFiniteError`. At ``x0``
-            it is always an error (the drop-in ``*_api.minimize`` warns instead).
+            both are an error (the drop-in ``*_api.minimize`` warns instead). ``'pass'``:
+            SciPy's own behaviour, at ``x0`` too — the values go to SciPy unchanged, nothing
+            is raised or warned (see ``docs/guide/scipy-differences.md``).
         blas_threads: the older name of ``threads`` (an int), kept for existing callers.
         threads: the threads of SciPy's BLAS, the objective's BLAS (NumPy's) and x0's
             framework (PyTorch's intra-op threads) during the solve, restored after. ``"auto"``
@@ -405,6 +429,8 @@ def minimize(
         >>> res.success, round(res.fun, 8)
         (True, 0.0)
     """
+    if unknown:
+        raise unknown_keyword(unknown)
     return solve(
         fun,
         x0,
@@ -413,6 +439,7 @@ def minimize(
         jac=jac,
         hess=hess,
         hessp=hessp,
+        scipy_bounds=bounds,
         constraints=constraints,
         lb_dict=lb_dict,
         ub_dict=ub_dict,
@@ -456,6 +483,7 @@ def solve(
     progress: Any = False,
     time_limit: Any = None,
     threads: Any = "auto",
+    scipy_bounds: Any = None,
 ) -> OptimizeResult:
     """:func:`minimize`, with the choices the drop-in API makes differently.
 
@@ -469,12 +497,19 @@ def solve(
         raise TypeError(f"callback must be callable; got a {type_name(callback)}")
     if options is not None and not isinstance(options, Mapping):
         raise TypeError(f"options must be a dict; got a {type_name(options)}")
-    if nonfinite not in ("inf", "raise"):
-        raise ValueError(f"nonfinite must be 'inf' or 'raise'; got {nonfinite!r}")
+    if nonfinite not in ("inf", "raise", "pass"):
+        raise ValueError(f"nonfinite must be 'inf', 'raise' or 'pass'; got {nonfinite!r}")
     record, keep_x = check_trace_arg(trace)
     limit = check_time_limit(time_limit)
 
     be, layout, codec, _, x0_flat, bounds = prepare(x0, backend, lb_dict, ub_dict, compat=compat)
+    if scipy_bounds is not None:
+        if lb_dict is not None or ub_dict is not None:
+            raise TypeError(
+                "pass bounds=... or lb_dict/ub_dict, not both (bounds takes SciPy's forms: a "
+                "Bounds, (lb, ub) pairs, or a dict of (lb, ub) pairs per key)"
+            )
+        bounds = make_scipy_bounds(scipy_bounds, layout, be)
     has_constraints = constraints is not None and not (
         isinstance(constraints, (list, tuple)) and len(constraints) == 0
     )
@@ -490,16 +525,8 @@ def solve(
             stacklevel=3,
         )
         bounds = None
-    elif bounds is not None and name != "_custom" and name not in BOUNDED:
-        raise ValueError(
-            f"method {method!r} cannot handle bounds (SciPy would ignore them); use one of "
-            f"{', '.join(sorted(BOUNDED))}, or drop lb_dict/ub_dict"
-        )
-    if has_constraints and name != "_custom" and name not in CONSTRAINED:
-        raise ValueError(
-            f"method {method!r} cannot handle constraints (SciPy would ignore them); use one of "
-            f"{', '.join(sorted(CONSTRAINED))}"
-        )
+    # bounds, constraints, hess or hessp a method does not use: SciPy warns (RuntimeWarning,
+    # naming the method) and goes on without them, and so does this driver
     mode = _jac_mode(jac)
     if mode == "autodiff" and be.scalar_ad is None:
         raise ValueError(
@@ -557,6 +584,13 @@ def solve(
     fun_flat: Callable[[np.ndarray], Any]
     jac_flat: Any
     if not uses_gradient:
+        if callable(jac) or (isinstance(jac, str) and jac in FD_STRATEGIES):
+            # SciPy's warning (jac=True is this package's default: no warning for it)
+            warnings.warn(
+                f"Method {method} does not use gradient information (jac).",
+                RuntimeWarning,
+                stacklevel=3,
+            )
         fun_flat, jac_flat = run.value, None
     elif mode in ("pair", "autodiff"):  # SciPy's jac=True, with a cheaper memo
         fun_flat, jac_flat = run.value_of_pair, run.grad_of_pair
@@ -615,7 +649,7 @@ def solve(
             res = scipy.optimize.minimize(
                 fun_flat,
                 x0_flat,
-                method=meth,
+                method=method if isinstance(method, str) else meth,  # SciPy's warnings name it
                 jac=jac_flat,
                 bounds=bounds,
                 tol=tol,
@@ -675,7 +709,7 @@ def solve(
     out = _result(res, layout, codec, run)
     if flat_constraints:
         out["nfev_constraints"] = constraint_calls()
-    if run.is_substitute(out.fun) and run.best_x is not None:
+    if nonfinite != "pass" and run.is_substitute(out.fun) and run.best_x is not None:
         out = _best_result(
             run,
             layout,
@@ -688,6 +722,9 @@ def solve(
     if monitor is not None and monitor.timed_out and out.message == _STOP_MESSAGE:
         # SciPy's stop for a callback's StopIteration: status 99 (trust-constr: 3)
         out["message"] = monitor.limit_message(out.nit)
+    elif monitor is not None and monitor.timed_out and name == "cobyqa":
+        # COBYQA's stop (status 3) is a success when the user asks; the time limit is not one
+        out["message"], out["success"] = monitor.limit_message(out.nit), False
     _add_trace(out, monitor, final=True)
     if run.bad_evaluations:
         keys = (

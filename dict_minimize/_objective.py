@@ -179,6 +179,24 @@ class Objective:
         self._small = layout.n <= _SMALL
         self._last: tuple[Any, float, np.ndarray] | None = None  # (x or x.tolist(), f, g)
 
+    # -- pickling (SciPy's options={"workers": pool.map} sends fun to other processes) --------
+    def __getstate__(self) -> dict[str, Any]:
+        state = {k: getattr(self, k) for k in self.__slots__ if hasattr(self, k)}
+        # the codec and the generated code are closures: rebuilt from the layout on arrival;
+        # the hooks feed this process's monitor
+        state.update(codec=None, _fast=None, on_first=None, on_first_grad=None, _steady=False)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        from dict_minimize.backends import get_backend
+
+        for k, v in state.items():
+            setattr(self, k, v)
+        self.codec = get_backend(self.layout.backend_name).make_codec(self.layout)
+        if self.mode == "pair" and self.ad is None and self.pair is None:
+            bind = self.codec.bind_pair
+            self._fast = None if bind is None else bind(self.fun, self.args, self._from_output)
+
     # -- helpers ------------------------------------------------------------------------------
     def x_dict(self, x: np.ndarray, for_objective: bool, owned: bool = False) -> Mapping:
         if self.bad_evaluations:
@@ -233,6 +251,8 @@ class Objective:
                     self.on_first(x, f, g)
             return f if g is None else (f, g)
         self._steady = False
+        if self.nonfinite == "pass":  # SciPy's own behaviour: the values go to it unchanged
+            return f if g is None else (f, g)
         keys = [] if g is None else self._bad_keys(g)
         what = []
         if not math.isfinite(f):
@@ -294,7 +314,7 @@ class Objective:
 
     def _checked_grad(self, g: np.ndarray) -> np.ndarray:
         """A gradient computed apart from its value (a ``jac`` callable)."""
-        if _all_finite(g):
+        if _all_finite(g) or self.nonfinite == "pass":
             return g
         keys = self._bad_keys(g)
         detail = f"the gradient has non-finite entries for key(s) {fmt_keys(keys)}"
@@ -413,7 +433,7 @@ class Objective:
                 None, values_by_key(res, self.layout, what="result of hessp")
             )
         self.nhev += 1
-        if not _all_finite(out):
+        if not _all_finite(out) and self.nonfinite != "pass":
             raise NonFiniteError(
                 "the Hessian-vector product is not finite for key(s) "
                 f"{fmt_keys(self._bad_keys(out))}"
@@ -430,6 +450,12 @@ class Objective:
                 raise RuntimeError("no hess callable")  # pragma: no cover - driver invariant
             h = dense_hessian(self.user_hess(self.x_dict(x, True), *self.args), self.layout)
         self.nhev += 1
+        if self.nonfinite == "pass":
+            return h
+        if type(h) is not np.ndarray:  # a sparse matrix or a LinearOperator, as SciPy takes
+            if not np.isfinite(getattr(h, "data", 0.0)).all():
+                raise NonFiniteError("the Hessian is not finite")
+            return h
         if not np.isfinite(h).all():
             raise NonFiniteError("the Hessian is not finite")
         return h
@@ -458,8 +484,17 @@ def dense_hessian(out: Any, layout: Layout) -> np.ndarray:
     ``x0[ki].shape + x0[kj].shape``.
     """
     n = layout.n
+    if is_matrix_like(out):  # sparse or LinearOperator: to SciPy as it is, as SciPy takes it
+        if tuple(out.shape) != (n, n):
+            raise ValueError(
+                f"the result of hess has shape {fmt_shape(out.shape)}; expected ({n}, {n}) (the "
+                "number of scalars in x0)"
+            )
+        return out
     if not keyed_like_x0(out, layout):
         arr = float64_array(out, "the result of hess")
+        if arr.ndim < 2 and arr.size == n * n:  # SciPy's np.atleast_2d (one variable)
+            arr = arr.reshape(n, n)
         if arr.shape != (n, n):
             raise ValueError(
                 f"the result of hess has shape {fmt_shape(arr.shape)}; expected ({n}, {n}) (the "
@@ -484,6 +519,16 @@ def dense_hessian(out: Any, layout: Layout) -> np.ndarray:
     return h
 
 
+def is_matrix_like(value: Any) -> bool:
+    """A SciPy sparse matrix or array, or a ``LinearOperator`` (checked without importing)."""
+    if not any(c.__module__.startswith("scipy.sparse") for c in type(value).__mro__):
+        return False
+    import scipy.sparse
+    from scipy.sparse.linalg import LinearOperator
+
+    return scipy.sparse.issparse(value) or isinstance(value, LinearOperator)
+
+
 def float64_array(value: Any, where: str) -> np.ndarray:
     """A NumPy array, or a tensor of any framework, as a float64 array (duck-typed: no imports).
 
@@ -505,4 +550,12 @@ def float64_array(value: Any, where: str) -> np.ndarray:
         ) from exc
 
 
-__all__ = ["Aborted", "Mode", "NonFiniteError", "Objective", "dense_hessian", "float64_array"]
+__all__ = [
+    "Aborted",
+    "Mode",
+    "NonFiniteError",
+    "Objective",
+    "dense_hessian",
+    "float64_array",
+    "is_matrix_like",
+]

@@ -31,8 +31,13 @@ class OptimizeResult(scipy.optimize.OptimizeResult):
             device as ``x0``.
         jac: the gradient at ``x`` in the same form, or None for methods that do not use one.
         fun: the objective at ``x`` (a float).
-        nfev: number of objective evaluations.
-        njev: number of gradient evaluations.
+        nfev: number of objective evaluations, as SciPy counts them for the same call.
+        njev: number of gradient evaluations, as SciPy counts them (present where SciPy
+            reports it: not for gradient-free methods).
+        nfev_ran, njev_ran, nhev_ran: the evaluations of ``fun``, of the gradient and of the
+            Hessian (or Hessian-vector products) that really ran in this process (with
+            ``jac=True`` one call of ``fun`` counts in both; SciPy's counts also include the
+            requests its caches answered).
         nit: number of iterations.
         success: whether SciPy reports success.
         status: SciPy's termination code (99: a callback raised ``StopIteration``).
@@ -82,12 +87,16 @@ def _result(res: Any, layout: Layout, codec: Codec, run: Objective) -> OptimizeR
     out["success"] = bool(res.get("success", False))
     out["status"] = int(res.get("status", 0))
     out["message"] = str(res.get("message", ""))
-    # our own counts are the evaluations that really ran (SciPy also counts its cache hits and
-    # misses some re-evaluations); they agree with SciPy's wherever SciPy counts them all
-    out["nfev"] = run.nfev
-    out["njev"] = run.njev if run.njev else int(res.get("njev", 0))
-    if run.nhev:
-        out["nhev"] = run.nhev
+    # nfev/njev/nhev are SciPy's own counts (what SciPy reports for the same call: requests,
+    # cache hits included; njev only where SciPy reports it); the evaluations of the user's
+    # functions that really ran in this process are nfev_ran/njev_ran/nhev_ran
+    for field, ran in (("nfev", run.nfev), ("njev", run.njev), ("nhev", run.nhev)):
+        count = res.get(field)
+        if count is not None:
+            out[field] = int(count)
+        elif field == "nfev" or ran:
+            out[field] = ran
+        out[f"{field}_ran"] = ran
     out["nit"] = int(res.get("nit", run.nit))
     return out
 
@@ -180,8 +189,8 @@ def _add_trace(out: OptimizeResult, monitor: Monitor | None, final: bool = False
     if final and len(tr) and math.isfinite(out.fun) and out.fun != tr.fun[-1]:
         tr.append(
             out.fun,
-            nfev=out.nfev,
-            njev=out.njev,
+            nfev=out.get("nfev_ran", out.nfev),  # the trace counts the evaluations that ran
+            njev=out.get("njev_ran", out.get("njev", 0)),
             time=monitor.elapsed(),
             nit=int(tr.nit[-1]) + 1,
             x=copy.deepcopy(out.x) if monitor.keep_x else None,

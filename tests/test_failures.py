@@ -87,7 +87,7 @@ def test_nonfinite_raise_policy(fw: Framework) -> None:
     best = info.value.dict_minimize_result  # type: ignore[attr-defined]
     assert not best.success and math.isfinite(best.fun) and best.fun < quad(np.zeros(3))[0]
     assert fw.type_check(best.x["a"])
-    with pytest.raises(ValueError, match="nonfinite must be 'inf' or 'raise'"):
+    with pytest.raises(ValueError, match="nonfinite must be 'inf', 'raise' or 'pass'"):
         minimize(flat_objective(fw, quad), x0_of(fw), nonfinite="ignore")
 
 

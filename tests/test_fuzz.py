@@ -142,9 +142,13 @@ def allowed_warning(w: warnings.WarningMessage) -> bool:
     SciPy's code), our own warnings, and the test objectives' own (float16 overflow); nothing
     from our code passing something on (ComplexWarning, PyTorch's requires_grad warning, ...)."""
     from_scipy = issubclass(w.category, UserWarning) and w.filename.startswith(SCIPY_DIR)
+    # SciPy's own RuntimeWarning for an argument its method ignores ("Method BFGS cannot
+    # handle bounds."), which names the driver's call into SciPy as its place
+    ignored = issubclass(w.category, RuntimeWarning) and str(w.message).startswith("Method ")
     return (
         issubclass(w.category, scipy.optimize.OptimizeWarning)
         or from_scipy
+        or ignored
         or w.category.__module__.startswith("dict_minimize")
         or w.filename.startswith(TESTS_DIR)
     )
@@ -465,7 +469,7 @@ def bad_bounds(draw: Any, name: str) -> Call:
         )
     )
     kwargs = {**bounds, "method": method, "options": dict(FEW)}
-    valid = fault == "none" and (method != "BFGS" or bounds == {"lb_dict": None, "ub_dict": None})
+    valid = fault == "none"  # (BFGS with bounds: SciPy's warning, and the run goes on)
     return Call(f"bounds: {fault}", x0, kwargs=kwargs, dropin=draw(DROPIN), valid=valid)
 
 

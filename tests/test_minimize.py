@@ -73,7 +73,7 @@ def test_every_method_runs(fw: Framework, method: str) -> None:
     np.testing.assert_allclose(flat, 0.5, atol=2e-3)
     if method in {"nelder-mead", "powell", "cobyla", "cobyqa"}:
         assert res.jac is None or set(res.jac) == set(x0)
-        assert res.njev == 0
+        assert "njev" not in res and res.njev_ran == 0  # as SciPy: no njev field
     else:
         assert set(res.jac) == set(x0)
 
@@ -197,7 +197,7 @@ def test_stop_iteration_stops_cleanly(fw: Framework, method: str) -> None:
             options=_long(method),
         )
     assert len(n_calls) == 2, "the run continued after StopIteration"
-    assert not res.success
+    assert res.success is (method.lower() == "cobyqa")  # COBYQA's own status 3, as in SciPy
     assert "StopIteration" in res.message or "callback" in res.message.lower()
     assert list(res.x) == ["x", "y"] and np.isfinite(res.fun)
 

@@ -119,7 +119,7 @@ def test_autodiff_and_second_order_rows_count_hessian_runs() -> None:
         tr = res.trace
         assert res.success and len(tr) == res.nit + 1, method
         assert not np.isnan(tr.grad_norm).any() and tr.grad_norm[-1] < 1e-4
-        assert tr.fun[-1] == res.fun and tr.njev[-1] == res.njev
+        assert tr.fun[-1] == res.fun and tr.njev[-1] == res.njev_ran  # (evaluations that ran)
 
 
 def test_jac_callable_rows_carry_the_gradient_norm() -> None:
@@ -197,7 +197,7 @@ def test_user_stop_ends_the_trace_at_that_row(method: str) -> None:
             raise StopIteration
 
     res = minimize(rosen_d, {"x": X0}, method=method, callback=cb, trace="x")
-    assert not res.success and len(res.trace) == 4
+    assert res.success is (method == "COBYQA") and len(res.trace) == 4  # COBYQA: SciPy's status 3
     assert res.trace.fun[-1] == res.fun
     assert res.trace.x is not None
     np.testing.assert_array_equal(res.trace.x[-1]["x"], res.x["x"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -10,6 +11,11 @@ from dict_minimize._errors import fmt_dtype, fmt_shape, type_name
 
 #: NumPy's floating scalar types: a gradient entry of one of them is a valid 0-d gradient
 FLOAT_SCALARS = frozenset({np.float16, np.float32, np.float64, np.longdouble})
+
+
+class NotScalarError(ValueError, TypeError):
+    """The objective returned more than one value (SciPy raises ValueError for most methods and
+    TypeError for COBYQA: this is both)."""
 
 
 def scalar_to_float(value: Any, what: str = "the objective") -> float:
@@ -29,10 +35,15 @@ def scalar_to_float(value: Any, what: str = "the objective") -> float:
         )
     shape = getattr(value, "shape", None)
     if shape is not None and tuple(shape) != ():
-        raise ValueError(
-            f"{what} returned a value of shape {fmt_shape(shape)}; expected a scalar (shape ()). "
-            "Reduce it, e.g. with .sum() or .mean()."
-        )
+        if math.prod(tuple(shape)) != 1:
+            raise NotScalarError(
+                f"The user-provided objective function must return a scalar value: {what} "
+                f"returned a value of shape {fmt_shape(shape)}; expected a scalar (shape ()) "
+                "or one value. Reduce it, e.g. with .sum() or .mean()."
+            )
+        # one value in an array of any shape is a value, as in SciPy (np.array([v]))
+        reshape = getattr(value, "reshape", None)
+        value = reshape(()) if callable(reshape) else np.asarray(value).reshape(())
     dtype = getattr(value, "dtype", None)
     if dtype is not None and "complex" in str(dtype):
         raise TypeError(

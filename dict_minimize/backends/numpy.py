@@ -61,12 +61,26 @@ def _to_host(parts: list[np.ndarray], n: int) -> np.ndarray:
     return np_concat64(parts, n)
 
 
+def _as_numbers(g: Any) -> Any:
+    """A gradient entry of plain numbers (list, tuple, int or float, integer array) as float64;
+    anything else unchanged, for the checks to name."""
+    if isinstance(g, (list, tuple, int, float)) and not isinstance(g, bool):
+        try:
+            arr = np.asarray(g, dtype=np.float64)
+        except (TypeError, ValueError):
+            return g
+        return arr
+    if isinstance(g, (np.ndarray, np.generic)) and g.dtype.kind in "iu":
+        return g.astype(np.float64)
+    return g
+
+
 def _check_grads(keys: Sequence[Any], grads: Sequence[Any], shapes: Sequence[tuple]) -> None:
     """Per-key validation with messages naming the key (the slow path, for odd gradients)."""
     for key, g, shape in zip(keys, grads, shapes, strict=True):
         if not isinstance(g, (np.ndarray, np.generic)):
             raise grad_type(key, g, "a NumPy array")
-        if g.shape != shape:
+        if g.shape != shape and not (g.shape == () and shape == (1,)):  # SciPy's atleast_1d
             raise grad_shape(key, g.shape, shape)
         if not is_floating_np(g.dtype):
             raise not_floating("gradient", key, g.dtype)
@@ -121,6 +135,8 @@ def make_codec(layout: Layout) -> Codec:
             and all(is_floating_np(d) for d in {g.dtype for g in parts})
         )
         if not fast:
+            # numbers as SciPy takes them (a list, a Python float, integers): as float64
+            parts = [_as_numbers(g) for g in parts]
             _check_grads(keys, parts, shapes)
             parts = [np.asarray(g).reshape(-1) for g in parts]
         else:
