@@ -10,13 +10,13 @@ import importlib.util
 NEEDS = {
     "torch": [
         "dict_minimize/torch_api.py",
-        "dict_minimize/_torch_models.py",
+        "dict_minimize/_models/torch.py",
         "dict_minimize/backends/torch.py",
         "dict_minimize/backends/torch_ad.py",
     ],
     "tensorflow": [
         "dict_minimize/tensorflow_api.py",
-        "dict_minimize/_keras.py",
+        "dict_minimize/_models/keras.py",
         "dict_minimize/backends/tensorflow.py",
         "dict_minimize/backends/tensorflow_ad.py",
     ],
@@ -28,7 +28,7 @@ NEEDS = {
 }
 
 #: modules that import without the framework, but whose docstring examples use it
-EXAMPLES_NEED = {"torch": ["dict_minimize/_implicit.py"]}
+EXAMPLES_NEED = {"torch": ["dict_minimize/_solvers/implicit.py"]}
 
 collect_ignore = [
     path

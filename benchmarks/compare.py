@@ -22,8 +22,8 @@ import argparse
 import sys
 from typing import Any
 
-from dict_minimize._compare import compare, compare_table
-from dict_minimize._trace import Trace
+from dict_minimize._compare.compare import compare, compare_table
+from dict_minimize._problem.trace import Trace
 from dict_minimize.testfunctions import ALL
 
 #: the functions of the table, in its column order

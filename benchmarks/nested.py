@@ -22,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from dict_minimize._layout import values_by_key
-from dict_minimize._minimize import _prepare_x0
-from dict_minimize._objective import Objective
+from dict_minimize._problem.objective import Objective
+from dict_minimize._solvers.minimize import _prepare_x0
+from dict_minimize._structure.layout import values_by_key
 
 
 def _trees(framework: str, leaves: int) -> tuple[dict, dict, Callable, Callable]:
@@ -128,7 +128,7 @@ def walks(leaves: int, rounds: int, evals: int) -> dict[str, float]:
     """Microseconds of the bridge's two nesting steps alone (the dict built from the leaves,
     the gradient matched back), medians of interleaved rounds: flat dict, the nested layout's
     generated code (``_tree_compile``), and the node-by-node walks it replaces."""
-    from dict_minimize._tree import leaves_of
+    from dict_minimize._structure.tree import leaves_of
 
     flat, nested, _, _ = _trees("numpy", leaves)
     lay_f = _prepare_x0(flat, None, compat=False)[1]

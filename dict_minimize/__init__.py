@@ -11,14 +11,14 @@ Example:
     True
 """
 
-from dict_minimize._compare import compare, compare_table
-from dict_minimize._constraints import LinearConstraint, NonlinearConstraint
-from dict_minimize._least_squares import least_squares
-from dict_minimize._many import minimize_many, multistart
-from dict_minimize._minimize import METHODS, OptimizeResult, PrecisionWarning, minimize
-from dict_minimize._objective import NonFiniteError
-from dict_minimize._root import root
-from dict_minimize._trace import Trace
+from dict_minimize._compare.compare import compare, compare_table
+from dict_minimize._problem.constraints import LinearConstraint, NonlinearConstraint
+from dict_minimize._problem.objective import NonFiniteError
+from dict_minimize._problem.trace import Trace
+from dict_minimize._scale.many import minimize_many, multistart
+from dict_minimize._solvers.least_squares import least_squares
+from dict_minimize._solvers.minimize import METHODS, OptimizeResult, PrecisionWarning, minimize
+from dict_minimize._solvers.root import root
 from dict_minimize._version import __version__
 
 __all__ = [

@@ -15,8 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from dict_minimize._compare import _table_cells, _table_header, compare
-from dict_minimize._trace import Trace
+from dict_minimize._compare.compare import _table_cells, _table_header, compare
+from dict_minimize._problem.trace import Trace
 from dict_minimize.testfunctions import rosenbrock
 
 #: the target value whose gradient-evaluation count the table reports

@@ -1,6 +1,6 @@
 """Drop-in ``minimize`` for JAX arrays (the original ``dict_minimize.jax_api``)."""
 
-from dict_minimize._dropin import get_dtype, make_dropin
+from dict_minimize._solvers.dropin import get_dtype, make_dropin
 
 minimize = make_dropin(
     "jax",
@@ -14,8 +14,8 @@ minimize = make_dropin(
 )
 
 # after make_dropin, which names the pip extra when the framework is missing
-from dict_minimize._implicit import ImplicitGradientWarning  # noqa: E402
-from dict_minimize._implicit import jax_argmin as argmin  # noqa: E402
+from dict_minimize._solvers.implicit import ImplicitGradientWarning  # noqa: E402
+from dict_minimize._solvers.implicit import jax_argmin as argmin  # noqa: E402
 from dict_minimize.backends.jax import from_np, to_np  # noqa: E402
 from dict_minimize.backends.jax_ad import value_and_grad  # noqa: E402
 

@@ -1,6 +1,6 @@
 """Drop-in ``minimize`` for NumPy arrays (the original ``dict_minimize.numpy_api``)."""
 
-from dict_minimize._dropin import get_dtype, make_dropin
+from dict_minimize._solvers.dropin import get_dtype, make_dropin
 from dict_minimize.backends.numpy import from_np, to_np
 
 minimize = make_dropin(

@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 
 from dict_minimize._errors import type_name
-from dict_minimize._objective import float64_array
-from dict_minimize._trace import Trace, as_trace
+from dict_minimize._problem.objective import float64_array
+from dict_minimize._problem.trace import Trace, as_trace
 
 #: what the x axis of a convergence plot can count, and its label
 X_AXES = {

@@ -1,6 +1,6 @@
 """Drop-in ``minimize`` for TensorFlow tensors (the original ``dict_minimize.tensorflow_api``)."""
 
-from dict_minimize._dropin import get_dtype, make_dropin
+from dict_minimize._solvers.dropin import get_dtype, make_dropin
 
 minimize = make_dropin(
     "tensorflow",
@@ -17,7 +17,7 @@ minimize = make_dropin(
 """,
 )
 # after make_dropin, which names the pip extra when the framework is missing
-from dict_minimize._keras import minimize_model  # noqa: E402
+from dict_minimize._models.keras import minimize_model  # noqa: E402
 from dict_minimize.backends.tensorflow import from_np, to_np  # noqa: E402
 from dict_minimize.backends.tensorflow_ad import value_and_grad  # noqa: E402
 

@@ -48,8 +48,8 @@ from typing import Any
 
 import numpy as np
 
+from dict_minimize._compare.testfunction_ops import DTYPES, FRAMEWORKS, _numpy_dtype, _Ops, _ops
 from dict_minimize._errors import fmt_keys, type_name
-from dict_minimize._testfunction_ops import DTYPES, FRAMEWORKS, _numpy_dtype, _Ops, _ops
 
 __all__ = [
     "ALL",

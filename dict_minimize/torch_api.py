@@ -1,6 +1,6 @@
 """Drop-in ``minimize`` for PyTorch tensors (the original ``dict_minimize.torch_api``)."""
 
-from dict_minimize._dropin import get_dtype, make_dropin
+from dict_minimize._solvers.dropin import get_dtype, make_dropin
 
 minimize = make_dropin(
     "torch",
@@ -15,9 +15,9 @@ minimize = make_dropin(
 """,
 )
 # after make_dropin, which names the pip extra when the framework is missing
-from dict_minimize._implicit import ImplicitGradientWarning  # noqa: E402
-from dict_minimize._implicit import torch_argmin as argmin  # noqa: E402
-from dict_minimize._torch_models import ScipyOptimizer, minimize_module  # noqa: E402
+from dict_minimize._models.torch import ScipyOptimizer, minimize_module  # noqa: E402
+from dict_minimize._solvers.implicit import ImplicitGradientWarning  # noqa: E402
+from dict_minimize._solvers.implicit import torch_argmin as argmin  # noqa: E402
 from dict_minimize.backends.torch import from_np, to_np  # noqa: E402
 from dict_minimize.backends.torch_ad import value_and_grad  # noqa: E402
 

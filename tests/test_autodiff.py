@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from dict_minimize import minimize
-from dict_minimize._layout import Layout, make_layout
+from dict_minimize._structure.layout import Layout, make_layout
 from dict_minimize.backends import get_backend
 from tests.conftest import Framework, get_framework
 

@@ -20,7 +20,7 @@ jax = pytest.importorskip("jax")
 jnp = pytest.importorskip("jax.numpy")
 
 from dict_minimize import minimize  # noqa: E402
-from dict_minimize._layout import Layout, make_layout  # noqa: E402
+from dict_minimize._structure.layout import Layout, make_layout  # noqa: E402
 from dict_minimize.backends import get_backend, jax_ad  # noqa: E402
 from dict_minimize.jax_api import value_and_grad  # noqa: E402
 
@@ -302,7 +302,7 @@ def test_committed_device_is_kept() -> None:
 _MULTI_DEVICE = """
 import jax, jax.numpy as jnp, numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
-from dict_minimize._layout import make_layout
+from dict_minimize._structure.layout import make_layout
 from dict_minimize.backends import get_backend
 
 jax.config.update("jax_enable_x64", True)

@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 
 from dict_minimize import OptimizeResult, minimize
-from dict_minimize._compare import compare, compare_table
-from dict_minimize._trace import Trace
+from dict_minimize._compare.compare import compare, compare_table
+from dict_minimize._problem.trace import Trace
 from dict_minimize.testfunctions import ALL
 
 ROSEN = ALL["rosenbrock"]
@@ -180,9 +180,7 @@ def line_searches(optax: Any) -> dict[str, Any]:
     }
 
 
-@pytest.mark.parametrize(
-    "which", ["lbfgs", "zoom", "backtracking", "backtracking, no grad kept"]
-)
+@pytest.mark.parametrize("which", ["lbfgs", "zoom", "backtracking", "backtracking, no grad kept"])
 def test_optax_line_search_matches_optax_documented_loop(which: str) -> None:
     """optax.lbfgs() and the line searches: rows follow optax's documented loop
     (value_and_grad_from_state, update with value, grad and value_fn), and every evaluation of
@@ -207,9 +205,7 @@ def test_optax_line_search_matches_optax_documented_loop(which: str) -> None:
     solver = line_searches(optax)[which]  # the documented loop, on a fresh transformation
     state, params, rows = solver.init(x0), dict(x0), []
     kept = optax.tree.get(state, "grad") is not None
-    value_and_grad = (
-        optax.value_and_grad_from_state(fun) if kept else jax.value_and_grad(fun)
-    )
+    value_and_grad = optax.value_and_grad_from_state(fun) if kept else jax.value_and_grad(fun)
 
     # compiled once (unjitted, every update would compile its line search's loop again)
     @jax.jit
@@ -218,9 +214,7 @@ def test_optax_line_search_matches_optax_documented_loop(which: str) -> None:
 
     @jax.jit
     def update(params: Any, state: Any, value: Any, grad: Any) -> Any:
-        updates, state = solver.update(
-            grad, state, params, value=value, grad=grad, value_fn=fun
-        )
+        updates, state = solver.update(grad, state, params, value=value, grad=grad, value_fn=fun)
         return optax.apply_updates(params, updates), state
 
     calls[0] = 0
@@ -645,7 +639,7 @@ def test_compare_table() -> None:
 
 def test_import_touches_no_framework() -> None:
     code = (
-        "import sys, dict_minimize._compare; "
+        "import sys, dict_minimize._compare.compare; "
         "bad = [m for m in ('torch', 'jax', 'tensorflow', 'optax', 'keras', 'matplotlib') "
         "if m in sys.modules]; assert not bad, bad"
     )

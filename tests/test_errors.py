@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from dict_minimize import minimize
-from dict_minimize._bounds import make_bounds
-from dict_minimize._layout import make_layout
+from dict_minimize._problem.bounds import make_bounds
+from dict_minimize._structure.layout import make_layout
 from dict_minimize.backends import get_backend
 from tests.conftest import INSTALLED, Framework, flat_objective, get_framework
 

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from dict_minimize._implicit import ImplicitGradientWarning, solve_hessian
+from dict_minimize._solvers.implicit import ImplicitGradientWarning, solve_hessian
 from tests.conftest import Framework, get_framework
 
 RTOL = 1e-6  # implicit vs closed form / finite differences (relative)

@@ -10,7 +10,7 @@ keras = pytest.importorskip("keras")
 if keras.backend.backend() != "tensorflow":  # pragma: no cover - KERAS_BACKEND set elsewhere
     pytest.skip("minimize_model needs Keras's TensorFlow backend", allow_module_level=True)
 
-from dict_minimize._keras import _Program, _select  # noqa: E402
+from dict_minimize._models.keras import _Program, _select  # noqa: E402
 from dict_minimize.tensorflow_api import minimize_model  # noqa: E402
 from tests.test_examples import load_example  # noqa: E402
 

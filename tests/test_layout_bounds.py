@@ -10,8 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dict_minimize import minimize
-from dict_minimize._bounds import make_bounds
-from dict_minimize._layout import make_layout
+from dict_minimize._problem.bounds import make_bounds
+from dict_minimize._structure.layout import make_layout
 from dict_minimize.backends import get_backend
 from tests.conftest import DTYPES, Framework, flat_objective
 

@@ -373,8 +373,8 @@ def test_bounds_forms_flatten_alike(
     shape_a: tuple, shape_b: tuple, lo: float, width: float, data: Any
 ) -> None:
     """Every spelling of the same bounds gives the same flat vectors (no solve)."""
-    from dict_minimize._prepare import prepare
-    from dict_minimize._scipy_bounds import least_squares_bounds
+    from dict_minimize._problem.prepare import prepare
+    from dict_minimize._problem.scipy_bounds import least_squares_bounds
 
     x0 = {"a": np.zeros(shape_a), "b": np.zeros(shape_b)}
     prep = prepare(x0, None, None, None)
@@ -403,7 +403,7 @@ def test_bounds_forms_flatten_alike(
 def test_x_scale_reaches_scipy_only_when_given(monkeypatch, x_scale) -> None:
     """Left out, SciPy applies its own default (SciPy before 1.16 refuses ``x_scale=None``)."""
     seen: dict[str, Any] = {}
-    import dict_minimize._least_squares as module
+    import dict_minimize._solvers.least_squares as module
 
     real = module.scipy_least_squares
 

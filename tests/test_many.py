@@ -24,8 +24,8 @@ from hypothesis import strategies as st
 
 import dict_minimize
 from dict_minimize import minimize, minimize_many, multistart
-from dict_minimize._minimize import _prepare_x0
-from dict_minimize._tasks import _codec, _from_flat, _to_flat
+from dict_minimize._scale.tasks import _codec, _from_flat, _to_flat
+from dict_minimize._solvers.minimize import _prepare_x0
 from tests.conftest import Framework, derandomized
 
 

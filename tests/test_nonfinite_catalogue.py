@@ -19,8 +19,8 @@ import scipy.optimize
 
 from benchmarks import nonfinite as N
 from dict_minimize import minimize
-from dict_minimize._layout import make_layout
-from dict_minimize._objective import Objective
+from dict_minimize._problem.objective import Objective
+from dict_minimize._structure.layout import make_layout
 from dict_minimize.backends import get_backend
 from tests.conftest import Framework, flat_objective
 

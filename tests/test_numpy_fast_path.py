@@ -20,9 +20,10 @@ import scipy.optimize
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dict_minimize import _prepare, minimize
-from dict_minimize._layout import make_layout
-from dict_minimize._objective import Objective
+from dict_minimize._problem import minimize
+from dict_minimize._problem import prepare as _prepare
+from dict_minimize._problem.objective import Objective
+from dict_minimize._structure.layout import make_layout
 from dict_minimize.backends import get_backend
 
 from .conftest import derandomized

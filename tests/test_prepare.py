@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from dict_minimize import minimize
-from dict_minimize._prepare import prepare
+from dict_minimize._problem.prepare import prepare
 
 
 def quad(d: dict) -> tuple[float, dict]:

@@ -9,7 +9,7 @@ import pytest
 import scipy.optimize
 
 from dict_minimize import root
-from dict_minimize._root import JAC_METHODS, ROOT_METHODS
+from dict_minimize._solvers.root import JAC_METHODS, ROOT_METHODS
 from tests.conftest import Framework
 
 START = np.array([2.0, 0.5])

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from dict_minimize import minimize
-from dict_minimize._layout import make_layout
+from dict_minimize._structure.layout import make_layout
 from dict_minimize.backends import get_backend
 from tests.conftest import Framework
 

@@ -15,9 +15,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dict_minimize._layout import _mapping_factory, values_by_key
-from dict_minimize._tree import leaves_of, make_tree
-from dict_minimize._tree_compile import MAX_DEPTH, Mismatch, compile_builder, compile_getter
+from dict_minimize._structure.layout import _mapping_factory, values_by_key
+from dict_minimize._structure.tree import leaves_of, make_tree
+from dict_minimize._structure.tree_compile import (
+    MAX_DEPTH,
+    Mismatch,
+    compile_builder,
+    compile_getter,
+)
 from tests.conftest import derandomized
 
 Pair = namedtuple("Pair", "left right")
@@ -124,7 +129,7 @@ def test_getter_falls_back_for_other_mappings_and_namedtuples() -> None:
 
 
 def test_layout_uses_the_generated_walks_and_names_the_path() -> None:
-    from dict_minimize._layout import make_layout
+    from dict_minimize._structure.layout import make_layout
     from dict_minimize.backends import get_backend
 
     x0 = {"layer": {"w": np.zeros(2), "b": np.zeros(1)}}

@@ -134,9 +134,7 @@ def run_pytest(
     env.pop("DM_SUITE_SHIM", None)
     if shim is not None:
         env["DM_SUITE_SHIM"] = shim
-    env["PYTHONPATH"] = os.pathsep.join(
-        [str(ROOT), *filter(None, [env.get("PYTHONPATH")])]
-    )
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [env.get("PYTHONPATH")])])
     cmd = [
         sys.executable,
         "-m",

@@ -21,7 +21,7 @@ from dict_minimize._errors import (
     missing_framework,
     type_name,
 )
-from dict_minimize._types import Backend
+from dict_minimize._structure.types import Backend
 
 #: backend name -> the top-level module of its framework
 FRAMEWORK_MODULES = {"numpy": "numpy", "torch": "torch", "jax": "jax", "tensorflow": "tensorflow"}

@@ -38,11 +38,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from dict_minimize._tree_compile import Source, define
+from dict_minimize._structure.tree_compile import Source, define
 from dict_minimize.backends._common import FLOAT_SCALARS, scalar_to_float
 
 if TYPE_CHECKING:
-    from dict_minimize._layout import Layout
+    from dict_minimize._structure.layout import Layout
 
 #: larger dicts keep the codec's run-based split (one C-level iteration per run of equal shapes);
 #: their evaluations cost more than the bridge's Python anyway
@@ -74,7 +74,7 @@ class Compiled:
 
     - ``split(vec)``: the codec's ``unflatten`` (one list of views of one copy), once compiled;
       None before.
-    - ``bind_pair(fun, args, slow)``: see :attr:`~dict_minimize._types.Codec.bind_pair`; None
+    - ``bind_pair(fun, args, slow)``: see :attr:`~dict_minimize._structure.types.Codec.bind_pair`; None
       until compiled.
     """
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from dict_minimize._layout import Layout
+from dict_minimize._structure.layout import Layout
 
 
 class Run(NamedTuple):
@@ -35,7 +35,7 @@ def shape_runs(layout: Layout, max_length: int | None = None) -> tuple[Run, ...]
 
     Example:
         >>> import numpy as np
-        >>> from dict_minimize._layout import make_layout
+        >>> from dict_minimize._structure.layout import make_layout
         >>> from dict_minimize.backends import get_backend
         >>> x0 = {"a": np.zeros(2), "b": np.ones(2), "c": np.zeros((2, 2)), "d": np.zeros(2)}
         >>> layout = make_layout(x0, get_backend("numpy"))

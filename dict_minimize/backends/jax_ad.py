@@ -3,7 +3,7 @@ Hessians of a function of the dict, on SciPy's flat float64 vector.
 
 The objective is traced as a function of ONE flat vector: inside the compiled function the vector
 is split at static offsets, each piece is reshaped and cast to its entry's dtype, the mapping is
-rebuilt with :meth:`~dict_minimize._layout.Layout.build` and ``fun`` is called on it; the
+rebuilt with :meth:`~dict_minimize._structure.layout.Layout.build` and ``fun`` is called on it; the
 gradients are cast to one dtype and concatenated, with the value appended, still inside the
 compiled function. On the host SciPy's vector is converted once (to float32 when JAX has no
 float64) and crosses to the device in one transfer; one array comes back and becomes float64 in
@@ -51,8 +51,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from dict_minimize._errors import grad_shape, grad_type, not_floating, pair_error, type_name
-from dict_minimize._layout import Layout, _mapping_factory, values_by_key
-from dict_minimize._types import Codec
+from dict_minimize._structure.layout import Layout, _mapping_factory, values_by_key
+from dict_minimize._structure.types import Codec
 from dict_minimize.backends._ad import (
     VALUE_AND_GRAD_DOC,
     PointCache,
@@ -538,7 +538,7 @@ class _Base:
 
 
 class JaxScalarAD(_Base):
-    """:class:`~dict_minimize._types.ScalarAD` for JAX; build it with :func:`scalar_ad`."""
+    """:class:`~dict_minimize._structure.types.ScalarAD` for JAX; build it with :func:`scalar_ad`."""
 
     def __init__(
         self, layout: Layout, fun: Callable, args: Sequence[Any], *, jit: bool, second_order: bool
@@ -597,7 +597,7 @@ class JaxScalarAD(_Base):
 
 
 class JaxPair(_Base):
-    """:class:`~dict_minimize._types.CompiledPair` for JAX; build it with :func:`compile_pair`."""
+    """:class:`~dict_minimize._structure.types.CompiledPair` for JAX; build it with :func:`compile_pair`."""
 
     _kind = "pair"
 
@@ -611,7 +611,7 @@ class JaxPair(_Base):
 
 
 class JaxVectorAD(_Base):
-    """:class:`~dict_minimize._types.VectorAD` for JAX; build it with :func:`vector_ad`."""
+    """:class:`~dict_minimize._structure.types.VectorAD` for JAX; build it with :func:`vector_ad`."""
 
     _what = "the constraint function"
     _kind = "vector"
@@ -687,7 +687,7 @@ def scalar_ad(
 
     Example:
         >>> import jax.numpy as jnp, numpy as np
-        >>> from dict_minimize._layout import make_layout
+        >>> from dict_minimize._structure.layout import make_layout
         >>> from dict_minimize.backends import get_backend
         >>> lay = make_layout({"a": jnp.zeros(2), "b": jnp.zeros(())}, get_backend("jax"))
         >>> ad = scalar_ad(lay, None, lambda d: jnp.sum(d["a"] ** 2) + 3 * d["b"])
@@ -727,7 +727,7 @@ def vector_ad(
 
     Example:
         >>> import jax.numpy as jnp, numpy as np
-        >>> from dict_minimize._layout import make_layout
+        >>> from dict_minimize._structure.layout import make_layout
         >>> from dict_minimize.backends import get_backend
         >>> lay = make_layout({"a": jnp.zeros(2)}, get_backend("jax"))
         >>> c = vector_ad(lay, None, lambda d: jnp.stack([d["a"].sum(), d["a"][0] ** 2]))
@@ -776,7 +776,7 @@ def compile_pair(
 
     Example:
         >>> import jax, jax.numpy as jnp, numpy as np
-        >>> from dict_minimize._layout import make_layout
+        >>> from dict_minimize._structure.layout import make_layout
         >>> from dict_minimize.backends import get_backend
         >>> lay = make_layout({"a": jnp.zeros(2), "b": jnp.zeros(())}, get_backend("jax"))
         >>> fun = jax.jit(jax.value_and_grad(lambda d: jnp.sum(d["a"] ** 2) + 3 * d["b"]))

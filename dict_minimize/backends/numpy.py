@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 
 from dict_minimize._errors import grad_shape, grad_type, not_floating
-from dict_minimize._layout import Layout
-from dict_minimize._types import Backend, Codec, EntryInfo
+from dict_minimize._structure.layout import Layout
+from dict_minimize._structure.types import Backend, Codec, EntryInfo
 from dict_minimize.backends._common import FLOAT_SCALARS, is_floating_np, np_concat64
 from dict_minimize.backends._numpy_pair import Compiled, supported
 from dict_minimize.backends._runs import shape_runs

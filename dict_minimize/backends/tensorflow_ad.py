@@ -37,8 +37,8 @@ from dict_minimize._errors import (
     pair_error,
     type_name,
 )
-from dict_minimize._layout import Layout, _mapping_factory, values_by_key
-from dict_minimize._types import Codec
+from dict_minimize._structure.layout import Layout, _mapping_factory, values_by_key
+from dict_minimize._structure.types import Codec
 from dict_minimize.backends._ad import (
     VALUE_AND_GRAD_DOC,
     PointCache,
@@ -326,7 +326,7 @@ class _Base:
 
 
 class TensorFlowScalarAD(_Base):
-    """:class:`~dict_minimize._types.ScalarAD` for TensorFlow; see :func:`scalar_ad`."""
+    """:class:`~dict_minimize._structure.types.ScalarAD` for TensorFlow; see :func:`scalar_ad`."""
 
     def __init__(
         self,
@@ -377,7 +377,7 @@ class TensorFlowScalarAD(_Base):
 
 
 class TensorFlowPair(_Base):
-    """:class:`~dict_minimize._types.CompiledPair` for TensorFlow; see :func:`compile_pair`."""
+    """:class:`~dict_minimize._structure.types.CompiledPair` for TensorFlow; see :func:`compile_pair`."""
 
     _kind = "pair"
 
@@ -428,7 +428,7 @@ def _jacobian_rows(tape: tf.GradientTape, target: Any, source: Any) -> Any:
 
 
 class TensorFlowVectorAD(_Base):
-    """:class:`~dict_minimize._types.VectorAD` for TensorFlow; see :func:`vector_ad`."""
+    """:class:`~dict_minimize._structure.types.VectorAD` for TensorFlow; see :func:`vector_ad`."""
 
     _kind = "vector"
 
@@ -510,7 +510,7 @@ def compile_pair(
 
     Example:
         >>> import numpy as np, tensorflow as tf
-        >>> from dict_minimize._layout import make_layout
+        >>> from dict_minimize._structure.layout import make_layout
         >>> from dict_minimize.backends import get_backend
         >>> be = get_backend("tensorflow")
         >>> lay = make_layout({"a": tf.zeros(2, tf.float64)}, be)
@@ -548,7 +548,7 @@ def scalar_ad(
             and ``hess`` at that point do not call ``fun`` again.
 
     Returns:
-        A :class:`~dict_minimize._types.ScalarAD`.
+        A :class:`~dict_minimize._structure.types.ScalarAD`.
     """
     jit_on = _resolve_jit(jit, fun)
     return TensorFlowScalarAD(layout, codec, fun, args, jit=jit_on, second_order=second_order)
@@ -567,7 +567,7 @@ def vector_ad(
         jit: as for :func:`scalar_ad`.
 
     Returns:
-        A :class:`~dict_minimize._types.VectorAD`. Eagerly, ``jacobian`` reuses the tape of
+        A :class:`~dict_minimize._structure.types.VectorAD`. Eagerly, ``jacobian`` reuses the tape of
         ``value`` at the same point, and ``vhp`` runs ``cfun`` once per new ``(x, v)``.
     """
     return TensorFlowVectorAD(layout, codec, cfun, args, jit=_resolve_jit(jit, cfun))

@@ -14,8 +14,8 @@ import numpy as np
 import torch
 
 from dict_minimize._errors import at, entry, grad_shape, grad_type, not_floating, type_name
-from dict_minimize._layout import Layout
-from dict_minimize._types import Backend, Codec, EntryInfo
+from dict_minimize._structure.layout import Layout
+from dict_minimize._structure.types import Backend, Codec, EntryInfo
 from dict_minimize.backends import torch_ad
 from dict_minimize.backends._runs import shape_runs
 

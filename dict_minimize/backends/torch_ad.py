@@ -20,8 +20,8 @@ import numpy as np
 import torch
 
 from dict_minimize._errors import fmt_key, not_floating, type_name
-from dict_minimize._layout import Layout, _mapping_factory
-from dict_minimize._types import Codec
+from dict_minimize._structure.layout import Layout, _mapping_factory
+from dict_minimize._structure.types import Codec
 from dict_minimize.backends._ad import (
     VALUE_AND_GRAD_DOC,
     PointCache,
@@ -174,7 +174,7 @@ class _Base:
 
 
 class TorchScalarAD(_Base):
-    """:class:`~dict_minimize._types.ScalarAD` for PyTorch; see :func:`scalar_ad`."""
+    """:class:`~dict_minimize._structure.types.ScalarAD` for PyTorch; see :func:`scalar_ad`."""
 
     def __init__(
         self,
@@ -245,7 +245,7 @@ class TorchScalarAD(_Base):
 
 
 class TorchVectorAD(_Base):
-    """:class:`~dict_minimize._types.VectorAD` for PyTorch; see :func:`vector_ad`."""
+    """:class:`~dict_minimize._structure.types.VectorAD` for PyTorch; see :func:`vector_ad`."""
 
     def __init__(self, layout: Layout, codec: Codec, cfun: Callable, args: tuple, *, jit: Any):
         super().__init__(layout, codec, cfun, args, jit)
@@ -321,7 +321,7 @@ def scalar_ad(
             that ``hvp`` and ``hess`` at that point do not call ``fun`` again.
 
     Returns:
-        A :class:`~dict_minimize._types.ScalarAD`.
+        A :class:`~dict_minimize._structure.types.ScalarAD`.
     """
     return TorchScalarAD(layout, codec, fun, args, jit=jit, second_order=second_order)
 
@@ -339,7 +339,7 @@ def vector_ad(
         jit: accepted and ignored (PyTorch runs eagerly); must be None, True or False.
 
     Returns:
-        A :class:`~dict_minimize._types.VectorAD`; ``jacobian`` and ``vhp`` reuse the graph of
+        A :class:`~dict_minimize._structure.types.VectorAD`; ``jacobian`` and ``vhp`` reuse the graph of
         ``value`` at the same point.
     """
     return TorchVectorAD(layout, codec, cfun, args, jit=jit)

@@ -27,7 +27,7 @@ def rosenbrock_convergence() -> bytes:
     Adam at three learning rates, SGD."""
     import torch
 
-    from dict_minimize._compare import compare
+    from dict_minimize._compare.compare import compare
     from dict_minimize._demo_compare import draw_convergence
     from dict_minimize.testfunctions import rosenbrock
 
@@ -51,7 +51,7 @@ def flower_paths() -> bytes:
     """Paths over the flower from (20, 20): L-BFGS-B, BFGS, Newton-CG, Adam and AdamW."""
     import torch
 
-    from dict_minimize._compare import compare
+    from dict_minimize._compare.compare import compare
     from dict_minimize._demo_compare import draw_paths
     from dict_minimize.testfunctions import flower
 

@@ -180,13 +180,25 @@ def root(
 
     if jac is True:  # fun returns (f, J): the residuals stay flat, the Jacobian a matrix
         res = dict_minimize.root(
-            _wrap_x(fun), _x0(x0), args=args, method=method, jac=True, tol=tol,
-            callback=_wrap_x(callback), options=options,
+            _wrap_x(fun),
+            _x0(x0),
+            args=args,
+            method=method,
+            jac=True,
+            tol=tol,
+            callback=_wrap_x(callback),
+            options=options,
         )
     else:
         res = dict_minimize.root(
-            _wrap_x(fun), _x0(x0), args=args, method=method, jac=_wrap_x(jac), tol=tol,
-            callback=_wrap_x(callback), options=options,
+            _wrap_x(fun),
+            _x0(x0),
+            args=args,
+            method=method,
+            jac=_wrap_x(jac),
+            tol=tol,
+            callback=_wrap_x(callback),
+            options=options,
         )
     res.x = _flat(res.x)
     res.fun = _flat(res.fun)

@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from dict_minimize._errors import FRAMEWORK_NAMES
-from dict_minimize._minimize import solve
+from dict_minimize._solvers.minimize import solve
 from dict_minimize.backends import get_backend
 
 _DOC = """Minimize ``fun`` over a dict of {name} tensors: the original ``dict_minimize`` API.

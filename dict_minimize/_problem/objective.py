@@ -17,8 +17,8 @@ from typing import Any, Literal
 import numpy as np
 
 from dict_minimize._errors import at, fmt_keys, fmt_shape, pair_error, type_name
-from dict_minimize._layout import Layout, keyed_like_x0, values_by_key
-from dict_minimize._types import Codec, CompiledPair, ScalarAD
+from dict_minimize._structure.layout import Layout, keyed_like_x0, values_by_key
+from dict_minimize._structure.types import Codec, CompiledPair, ScalarAD
 from dict_minimize.backends._common import scalar_to_float
 
 #: how derivatives of the objective are obtained

@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 
 from dict_minimize._errors import type_name
-from dict_minimize._layout import Layout, values_by_key
-from dict_minimize._minimize import GRADIENT_FREE, _wants_result, minimize
-from dict_minimize._trace import Trace
+from dict_minimize._problem.trace import Trace
+from dict_minimize._solvers.minimize import GRADIENT_FREE, _wants_result, minimize
+from dict_minimize._structure.layout import Layout, values_by_key
 
 #: SciPy's own cap on evaluations per method (the option and what it counts); "maxiter" elsewhere
 _CAPS = {

@@ -22,9 +22,9 @@ from dict_minimize._errors import (
     fmt_shape,
     type_name,
 )
-from dict_minimize._layout import Layout
-from dict_minimize._tree import MAPPING, is_container, partial_leaves
-from dict_minimize._types import Backend
+from dict_minimize._structure.layout import Layout
+from dict_minimize._structure.tree import MAPPING, is_container, partial_leaves
+from dict_minimize._structure.types import Backend
 from dict_minimize.backends import _owner
 from dict_minimize.backends._common import is_real_dtype
 
@@ -146,7 +146,7 @@ def make_bounds(lb_dict: Any, ub_dict: Any, layout: Layout, backend: Backend) ->
 
     Example:
         >>> import numpy as np
-        >>> from dict_minimize._layout import make_layout
+        >>> from dict_minimize._structure.layout import make_layout
         >>> from dict_minimize.backends import get_backend
         >>> be = get_backend("numpy")
         >>> lay = make_layout({"a": np.zeros(2), "b": np.zeros(())}, be)
@@ -225,7 +225,7 @@ def make_scipy_bounds(bounds: Any, layout: Layout, backend: Backend) -> Any:
 
     Example:
         >>> import numpy as np
-        >>> from dict_minimize._layout import make_layout
+        >>> from dict_minimize._structure.layout import make_layout
         >>> from dict_minimize.backends import get_backend
         >>> be = get_backend("numpy")
         >>> lay = make_layout({"a": np.zeros(2), "b": np.zeros(())}, be)

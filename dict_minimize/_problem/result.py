@@ -17,10 +17,10 @@ from typing import Any
 import numpy as np
 import scipy.optimize
 
-from dict_minimize._layout import Layout
-from dict_minimize._objective import Objective
-from dict_minimize._trace import Monitor
-from dict_minimize._types import Codec
+from dict_minimize._problem.objective import Objective
+from dict_minimize._problem.trace import Monitor
+from dict_minimize._structure.layout import Layout
+from dict_minimize._structure.types import Codec
 
 
 class OptimizeResult(scipy.optimize.OptimizeResult):

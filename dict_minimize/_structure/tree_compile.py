@@ -1,7 +1,7 @@
 """Straight-line Python for the two per-evaluation walks of a nested layout.
 
-:meth:`Node.build <dict_minimize._tree.Node.build>` (the structure from the leaves) and
-:func:`~dict_minimize._tree.leaves_of` (a gradient's leaves, matched by path) walk the tree
+:meth:`Node.build <dict_minimize._structure.tree.Node.build>` (the structure from the leaves) and
+:func:`~dict_minimize._structure.tree.leaves_of` (a gradient's leaves, matched by path) walk the tree
 node by node. For the trees people hold (dicts, lists, tuples and namedtuples of tensors) both
 walks are generated once per layout as one Python function each: the builder is a single
 nested display (``{'layer_0': {'w': v[0], 'b': v[1]}, ...}``), the getter one expression per
@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from dict_minimize._tree import LIST, MAPPING, NAMEDTUPLE, TUPLE, Node
+from dict_minimize._structure.tree import LIST, MAPPING, NAMEDTUPLE, TUPLE, Node
 
 __all__ = ["Mismatch", "Source", "compile_builder", "compile_getter", "define"]
 

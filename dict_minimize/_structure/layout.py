@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from dict_minimize._errors import TENSOR_NAMES, at, fmt_key, fmt_keys, type_name
-from dict_minimize._tree import (
+from dict_minimize._structure.tree import (
     PYTREE,
     Node,
     Path,
@@ -27,10 +27,10 @@ from dict_minimize._tree import (
     leaves_of,
     make_tree,
 )
-from dict_minimize._tree_compile import Mismatch, compile_builder, compile_getter
+from dict_minimize._structure.tree_compile import Mismatch, compile_builder, compile_getter
 
 if TYPE_CHECKING:
-    from dict_minimize._types import Backend
+    from dict_minimize._structure.types import Backend
 
 
 def _mapping_factory(x0: Mapping) -> Callable[[Iterable[tuple[Hashable, Any]]], Mapping]:
@@ -152,7 +152,7 @@ class Layout:
 
 def x0_items(x0: Any, where: str = "x0") -> tuple[Node | None, list[Hashable], list[Any]]:
     """(tree, keys, leaves) of ``x0``: the tree is None for a flat dict (keys are its keys),
-    else the nesting, with the leaves' :class:`~dict_minimize._tree.Path` as keys. ``x0`` is a
+    else the nesting, with the leaves' :class:`~dict_minimize._structure.tree.Path` as keys. ``x0`` is a
     Mapping or (nested parameters only) a JAX pytree node such as an Equinox module."""
     if isinstance(x0, Mapping):
         by_type: dict[type, Any] = {}  # being a container depends on the type alone

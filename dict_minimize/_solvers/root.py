@@ -11,9 +11,9 @@ import numpy as np
 from scipy.optimize import root as scipy_root
 
 from dict_minimize._errors import type_name
-from dict_minimize._least_squares import ResidualProblem, user_jacobian
-from dict_minimize._prepare import check_common, prepare
-from dict_minimize._result import OptimizeResult
+from dict_minimize._problem.prepare import check_common, prepare
+from dict_minimize._problem.result import OptimizeResult
+from dict_minimize._solvers.least_squares import ResidualProblem, user_jacobian
 from dict_minimize._threads import check_threads, solve_threads, timed_first
 
 #: every method of ``scipy.optimize.root``

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from dict_minimize._errors import type_name
-from dict_minimize._minimize import OptimizeResult, minimize
+from dict_minimize._solvers.minimize import OptimizeResult, minimize
 from dict_minimize._threads import check_threads
 
 __all__ = ["ScipyOptimizer", "minimize_module"]

@@ -14,11 +14,11 @@ from typing import Any, NamedTuple
 import numpy as np
 from scipy.optimize import Bounds
 
-from dict_minimize._bounds import make_bounds
 from dict_minimize._errors import fmt_key, type_name
-from dict_minimize._layout import Layout, make_layout, x0_items
-from dict_minimize._tree import is_container, is_pytree_node
-from dict_minimize._types import Backend, Codec
+from dict_minimize._problem.bounds import make_bounds
+from dict_minimize._structure.layout import Layout, make_layout, x0_items
+from dict_minimize._structure.tree import is_container, is_pytree_node
+from dict_minimize._structure.types import Backend, Codec
 from dict_minimize.backends import detect, float_leaf, get_backend
 from dict_minimize.backends._common import FLOAT_SCALARS
 

@@ -21,11 +21,11 @@ from typing import Any
 
 import numpy as np
 
-from dict_minimize._bounds import make_bounds
-from dict_minimize._compare_runs import _RUNNERS, _Plan, _Problem
+from dict_minimize._compare.runs import _RUNNERS, _Plan, _Problem
 from dict_minimize._errors import class_name, type_name
-from dict_minimize._minimize import METHODS, _prepare_x0, minimize
-from dict_minimize._trace import Trace, as_trace
+from dict_minimize._problem.bounds import make_bounds
+from dict_minimize._problem.trace import Trace, as_trace
+from dict_minimize._solvers.minimize import METHODS, _prepare_x0, minimize
 
 __all__ = ["KEEP_X_MAX", "compare", "compare_table"]
 
@@ -331,7 +331,7 @@ def compare(
         Exception: what ``fun`` raises propagates, with a note naming the optimizer.
 
     Example:
-        >>> from dict_minimize._compare import compare
+        >>> from dict_minimize._compare.compare import compare
         >>> from dict_minimize.testfunctions import rosenbrock
         >>> fn = rosenbrock()
         >>> traces = compare(fn.objective(), fn.x0(), {"L-BFGS-B": "L-BFGS-B", "CG": "cg"},
@@ -464,7 +464,7 @@ def compare_table(
         str: the table, fixed-width columns, one line per trace below a header and a rule.
 
     Example:
-        >>> from dict_minimize._compare import compare, compare_table
+        >>> from dict_minimize._compare.compare import compare, compare_table
         >>> from dict_minimize.testfunctions import rastrigin
         >>> fn = rastrigin()  # from (-2, 3.5) both end in the local minimum near (-2, 3)
         >>> traces = compare(fn.objective(), fn.x0(),

@@ -22,10 +22,10 @@ from typing import Any
 import numpy as np
 from scipy.optimize import Bounds
 
-from dict_minimize._bounds import make_bounds
 from dict_minimize._errors import at, fmt_key, type_name
-from dict_minimize._layout import Layout
-from dict_minimize._types import Backend
+from dict_minimize._problem.bounds import make_bounds
+from dict_minimize._structure.layout import Layout
+from dict_minimize._structure.types import Backend
 
 
 def flat_name(layout: Layout, j: int, where: str = "x0") -> str:
@@ -97,9 +97,7 @@ def _pairs(bounds: Mapping, layout: Layout, backend: Backend) -> Bounds:
         if pair is None:
             continue
         if isinstance(pair, (str, bytes)) or not hasattr(pair, "__len__") or len(pair) != 2:
-            raise TypeError(
-                f"{at('bounds', key)} must be a (lb, ub) pair; got a {type_name(pair)}"
-            )
+            raise TypeError(f"{at('bounds', key)} must be a (lb, ub) pair; got a {type_name(pair)}")
         lbs[key], ubs[key] = pair
     out = make_bounds(lbs, ubs, layout, backend)
     assert out is not None
@@ -111,7 +109,7 @@ def least_squares_bounds(bounds: Any, layout: Layout, backend: Backend) -> Bound
 
     Example:
         >>> import numpy as np
-        >>> from dict_minimize._layout import make_layout
+        >>> from dict_minimize._structure.layout import make_layout
         >>> from dict_minimize.backends import get_backend
         >>> be = get_backend("numpy")
         >>> lay = make_layout({"a": np.zeros(2), "b": np.zeros(())}, be)

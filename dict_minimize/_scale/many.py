@@ -33,9 +33,8 @@ from typing import Any
 import numpy as np
 
 from dict_minimize._errors import fmt_key, type_name
-from dict_minimize._minimize import OptimizeResult, _note
-from dict_minimize._prepare import prepare
-from dict_minimize._tasks import (
+from dict_minimize._problem.prepare import prepare
+from dict_minimize._scale.tasks import (
     _caller_x64,
     _codec,
     _dumps,
@@ -45,6 +44,7 @@ from dict_minimize._tasks import (
     _solve_chunk,
     _unpack,
 )
+from dict_minimize._solvers.minimize import OptimizeResult, _note
 
 __all__ = ["minimize_many", "multistart"]
 

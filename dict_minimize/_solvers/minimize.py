@@ -1,7 +1,7 @@
 """The one generic driver: dict in, SciPy on the flat float64 vector, dict out.
 
 Nothing here imports a framework: every framework-specific step goes through the backend's
-:class:`~dict_minimize._types.Codec`, built once per call from the immutable layout.
+:class:`~dict_minimize._structure.types.Codec`, built once per call from the immutable layout.
 """
 
 from __future__ import annotations
@@ -14,13 +14,13 @@ from typing import Any
 import numpy as np
 import scipy.optimize
 
-from dict_minimize._bounds import make_scipy_bounds
-from dict_minimize._constraints import make_constraints
 from dict_minimize._errors import fmt_keys, type_name, unknown_keyword
-from dict_minimize._objective import Aborted, Mode, Objective
-from dict_minimize._prepare import check_common, prepare
-from dict_minimize._prepare import prepare_x0 as _prepare_x0  # noqa: F401 (re-exported)
-from dict_minimize._result import (  # noqa: F401 (OptimizeResult, PrecisionWarning re-exported)
+from dict_minimize._problem.bounds import make_scipy_bounds
+from dict_minimize._problem.constraints import make_constraints
+from dict_minimize._problem.objective import Aborted, Mode, Objective
+from dict_minimize._problem.prepare import check_common, prepare
+from dict_minimize._problem.prepare import prepare_x0 as _prepare_x0  # noqa: F401 (re-exported)
+from dict_minimize._problem.result import (  # noqa: F401 (OptimizeResult, PrecisionWarning re-exported)
     OptimizeResult,
     PrecisionWarning,
     _add_trace,
@@ -32,8 +32,8 @@ from dict_minimize._result import (  # noqa: F401 (OptimizeResult, PrecisionWarn
     _precision_checks,
     _result,
 )
+from dict_minimize._problem.trace import Monitor, bar_total, check_time_limit, check_trace_arg
 from dict_minimize._threads import check_threads, solve_threads
-from dict_minimize._trace import Monitor, bar_total, check_time_limit, check_trace_arg
 
 #: every method name ``scipy.optimize.minimize`` accepts (lower case)
 METHODS = (

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 import numpy as np
 
 if TYPE_CHECKING:
-    from dict_minimize._layout import Layout
+    from dict_minimize._structure.layout import Layout
 
 Tensor = Any
 FloatVector = np.ndarray

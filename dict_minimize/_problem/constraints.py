@@ -22,10 +22,10 @@ import scipy.optimize
 from scipy.sparse.linalg import LinearOperator
 
 from dict_minimize._errors import at, fmt_key, fmt_shape, type_name
-from dict_minimize._layout import Layout, keyed_like_x0
-from dict_minimize._objective import dense_hessian, float64_array, is_matrix_like
-from dict_minimize._tree import partial_leaves
-from dict_minimize._types import Backend, Codec, VectorAD
+from dict_minimize._problem.objective import dense_hessian, float64_array, is_matrix_like
+from dict_minimize._structure.layout import Layout, keyed_like_x0
+from dict_minimize._structure.tree import partial_leaves
+from dict_minimize._structure.types import Backend, Codec, VectorAD
 from dict_minimize.backends._common import scalar_to_float
 
 #: methods of ``scipy.optimize.minimize`` that take constraints

@@ -18,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from dict_minimize._errors import fmt_keys, fmt_shape, type_name
-from dict_minimize._minimize import (
+from dict_minimize._solvers.minimize import (
     GRADIENT_FREE,
     NEEDS_HESS,
     TAKES_HESSP,

@@ -3,7 +3,7 @@
 ``fun(x_dict, *args)`` returns the residuals: one tensor of any shape, or a dict of residual
 tensors (concatenated in the dict's key order at the first call). SciPy works on the flat float64
 vector, as for :func:`~dict_minimize.minimize`; the preparation is the shared one of
-:mod:`dict_minimize._prepare`.
+:mod:`dict_minimize._problem.prepare`.
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ from scipy.optimize import least_squares as scipy_least_squares
 from scipy.sparse.linalg import LinearOperator
 
 from dict_minimize._errors import at, fmt_key, fmt_keys, type_name
-from dict_minimize._layout import Layout, values_by_key
-from dict_minimize._prepare import Prepared, check_common, prepare
-from dict_minimize._result import OptimizeResult
-from dict_minimize._scipy_bounds import flat_name, least_squares_bounds
+from dict_minimize._problem.prepare import Prepared, check_common, prepare
+from dict_minimize._problem.result import OptimizeResult
+from dict_minimize._problem.scipy_bounds import flat_name, least_squares_bounds
+from dict_minimize._structure.layout import Layout, values_by_key
+from dict_minimize._structure.types import Backend, Codec
 from dict_minimize._threads import check_threads, solve_threads, timed_first
-from dict_minimize._types import Backend, Codec
 
 #: the finite-difference schemes SciPy's least_squares offers on real residuals
 FD_SCHEMES = ("2-point", "3-point")

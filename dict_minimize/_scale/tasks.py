@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from dict_minimize._layout import Layout, values_by_key
-from dict_minimize._minimize import OptimizeResult, minimize
-from dict_minimize._trace import Trace
+from dict_minimize._problem.trace import Trace
+from dict_minimize._solvers.minimize import OptimizeResult, minimize
+from dict_minimize._structure.layout import Layout, values_by_key
 
 _INSTALL_DASK = "pip install 'dict_minimize[dask]'"
 
