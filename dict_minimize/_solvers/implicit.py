@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from dict_minimize._solvers.minimize import minimize
+
 #: ``solve='auto'`` builds the dense Hessian up to this many scalars in ``x``, else runs CG
 DENSE_MAX = 200
 #: a Hessian whose smallest eigenvalue (dense) or curvature (CG) is below this fraction of the
@@ -287,8 +289,6 @@ def jax_argmin(
     import jax.numpy as jnp
     from jax.flatten_util import ravel_pytree
 
-    from dict_minimize import minimize
-
     check_options(solve, cg_tol, cg_maxiter)
     check_minimize_kwargs(minimize_kwargs)
     minimize_kwargs = {**minimize_kwargs, "jac": "autodiff"}
@@ -440,8 +440,6 @@ def torch_argmin(
         tensor([2., 2.])
     """
     import torch
-
-    from dict_minimize import minimize
 
     check_options(solve, cg_tol, cg_maxiter)
     check_minimize_kwargs(minimize_kwargs)

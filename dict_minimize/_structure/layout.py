@@ -65,6 +65,17 @@ def _mapping_factory(x0: Mapping) -> Callable[[Iterable[tuple[Hashable, Any]]], 
         return dict
 
 
+#: how a backend's devices cross a pickle: backend name -> (to a portable form, back to this
+#: process's devices). The backends register theirs (this floor imports none of them); a
+#: backend that registers nothing has devices that pickle as they are.
+DEVICE_PICKLING: dict[
+    str,
+    tuple[
+        Callable[[tuple[Any, ...]], tuple[Any, ...]], Callable[[tuple[Any, ...]], tuple[Any, ...]]
+    ],
+] = {}
+
+
 @dataclass(frozen=True)
 class Layout:
     """Keys, shapes, dtypes and offsets of a dict of tensors, in the dict's order.
@@ -98,20 +109,22 @@ class Layout:
 
     def __getstate__(self) -> dict[str, Any]:
         """What a pickle holds: the record without its generated walks (regenerated when
-        unpickled), JAX shardings as (platform, device id) pairs (see
-        :func:`dict_minimize.backends.portable_devices`)."""
-        from dict_minimize.backends import portable_devices
-
+        unpickled), devices in the portable form their backend registered in
+        :data:`DEVICE_PICKLING` (JAX shardings as (platform, device id))."""
         state = dict(self.__dict__)
         state["fast_build"] = state["fast_leaves"] = None
-        state["devices"] = portable_devices(self.backend_name, self.devices)
+        pickling = DEVICE_PICKLING.get(self.backend_name)
+        if pickling is not None:
+            state["devices"] = pickling[0](self.devices)
+            # pickled by reference: unpickling imports the backend that registered it
+            state["_local_devices"] = pickling[1]
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        from dict_minimize.backends import local_devices
-
         state = dict(state)
-        state["devices"] = local_devices(state["backend_name"], state["devices"])
+        to_local = state.pop("_local_devices", None)
+        if to_local is not None:
+            state["devices"] = to_local(state["devices"])
         for name, value in state.items():
             object.__setattr__(self, name, value)
         self.__post_init__()

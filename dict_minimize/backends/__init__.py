@@ -21,6 +21,7 @@ from dict_minimize._errors import (
     missing_framework,
     type_name,
 )
+from dict_minimize._structure.layout import DEVICE_PICKLING
 from dict_minimize._structure.types import Backend
 
 #: backend name -> the top-level module of its framework
@@ -122,35 +123,30 @@ def float_leaf(name: str, value: float) -> Any:
 __all__ = ["NAMES", "detect", "float_leaf", "get_backend"]
 
 
-def portable_devices(backend_name: str, devices: tuple[Any, ...]) -> tuple[Any, ...]:
-    """A layout's devices as they are pickled: JAX shardings (which do not pickle) become
-    ``("jax-device", platform, id)`` of their first device; the other frameworks' devices
-    (``torch.device``, TensorFlow device strings, None) pickle as they are.
+def jax_portable_devices(devices: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A JAX layout's devices as they are pickled: shardings (which do not pickle) become
+    ``("jax-device", platform, id)`` of their first device.
 
     Example:
-        >>> portable_devices("numpy", (None, None))
-        (None, None)
+        >>> import jax
+        >>> jax_portable_devices((jax.devices("cpu")[0],))
+        (('jax-device', 'cpu', 0),)
     """
-    if backend_name != "jax":
-        return devices
     out = []
     for d in devices:
+        if isinstance(d, tuple):
+            out.append(d)
+            continue
         device = min(d.device_set, key=lambda v: v.id) if hasattr(d, "device_set") else d
         out.append(("jax-device", str(device.platform), int(device.id)))
     return tuple(out)
 
 
-def local_devices(backend_name: str, devices: tuple[Any, ...]) -> tuple[Any, ...]:
-    """The inverse of :func:`portable_devices` in the process that unpickles a layout: a JAX
+def jax_local_devices(devices: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The inverse of :func:`jax_portable_devices` in the process that unpickles a layout: an
     entry goes to the device of that platform and id when this process has it, else to the
     default device (an array sharded over several devices comes back on one).
-
-    Example:
-        >>> local_devices("numpy", (None,))
-        (None,)
     """
-    if backend_name != "jax":
-        return devices
     import jax
 
     from dict_minimize.backends.jax_ad import single_device_sharding
@@ -167,3 +163,6 @@ def local_devices(backend_name: str, devices: tuple[Any, ...]) -> tuple[Any, ...
             device = jax.devices()[0]
         out.append(single_device_sharding(device))
     return tuple(out)
+
+
+DEVICE_PICKLING["jax"] = (jax_portable_devices, jax_local_devices)
