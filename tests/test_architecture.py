@@ -178,3 +178,19 @@ def test_a_jax_layout_unpickles_in_a_fresh_process() -> None:
     )
     name, n, imported = proc.stdout.decode().split()
     assert name == type(layout.devices[0]).__name__ and n == "3" and imported == "True"
+
+
+def test_the_readme_and_the_docs_draw_the_same_map() -> None:
+    """The map of the code is written twice (README for a contributor's first look, the docs
+    page for the site); both name every folder of the package."""
+    root = PKG.parent
+
+    def the_map(text: str) -> str:
+        start = text.index("```\ndict_minimize/")
+        return text[start : text.index("```", start + 4)]
+
+    readme = the_map((root / "README.md").read_text(encoding="utf-8"))
+    assert readme == the_map((root / "docs" / "architecture.md").read_text(encoding="utf-8"))
+    folders = {p.name for p in PKG.iterdir() if (p / "__init__.py").exists()}
+    missing = sorted(f for f in folders if f"{f}/" not in readme)
+    assert missing == [], f"the map misses {missing}"

@@ -42,7 +42,7 @@ DOCS = ROOT / "docs"
 #: the docs pages, and the README, whose examples must run too
 PAGES = [*sorted(DOCS.rglob("*.md")), ROOT / "README.md"]
 #: pages made only of mkdocstrings directives
-NO_EXAMPLES = {"api.md"}
+NO_EXAMPLES = {"api.md", "architecture.md"}
 
 #: a ```python fence (possibly indented, e.g. inside an admonition) up to its closing fence
 FENCE = re.compile(
