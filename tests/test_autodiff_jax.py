@@ -21,7 +21,7 @@ jnp = pytest.importorskip("jax.numpy")
 
 from dict_minimize import minimize  # noqa: E402
 from dict_minimize._structure.layout import Layout, make_layout  # noqa: E402
-from dict_minimize.backends import get_backend, jax_ad  # noqa: E402
+from dict_minimize.backends import get_backend, jax_ad, jax_trace  # noqa: E402
 from dict_minimize.jax_api import value_and_grad  # noqa: E402
 
 BACKEND = get_backend("jax")
@@ -182,7 +182,7 @@ def test_cache_is_bounded_per_fun_and_thread_safe() -> None:
     layouts = [layout_of({"x": jnp.ones(k)}) for k in range(1, jax_ad.CACHE_PER_FUN + 4)]
     for layout in layouts:
         jax_ad.scalar_ad(layout, None, fun, ())
-    assert len(jax_ad._CACHE[fun]) == jax_ad.CACHE_PER_FUN
+    assert len(jax_trace._CACHE[fun]) == jax_ad.CACHE_PER_FUN
 
     def g(d: Any) -> Any:
         return jnp.sum(d["x"])
@@ -197,7 +197,7 @@ def test_cache_is_bounded_per_fun_and_thread_safe() -> None:
     for t in threads:
         t.join()
     assert len({id(ad._compiled) for ad in built}) == 1
-    assert len(jax_ad._CACHE[g]) == 1
+    assert len(jax_trace._CACHE[g]) == 1
 
 
 def test_tracing_error_gets_a_jit_hint() -> None:

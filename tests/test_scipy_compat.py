@@ -86,8 +86,11 @@ def test_bounds_errors_keep_scipys_words() -> None:
     x0 = {"x": np.ones(3)}
     with pytest.raises(
         ValueError,
-        match=r"The number of bounds is not compatible with the length of `x0`: bounds has 2 .* x0 has 3 .*lb_dict/ub_dict",
-    ):  # noqa: E501
+        match=(
+            r"The number of bounds is not compatible with the length of `x0`: "
+            r"bounds has 2 .* x0 has 3 .*lb_dict/ub_dict"
+        ),
+    ):
         minimize(lambda d: 0.0, x0, jac=None, bounds=[(0, 2)] * 2)
     with pytest.raises(ValueError, match="An upper bound is less than the corresponding lower"):
         minimize(lambda d: 0.0, x0, jac=None, bounds={"x": (2.0, 1.0)})
@@ -108,7 +111,7 @@ def test_scipy_option_as_keyword_points_to_options() -> None:
     x0 = {"x": np.ones(2)}
     with pytest.raises(
         TypeError, match=r"'maxiter': it is a method option, pass options=\{'maxiter': 5\}"
-    ):  # noqa: E501
+    ):
         minimize(rosen_value, x0, jac=None, maxiter=5)
     with pytest.raises(TypeError, match=r"unexpected keyword argument 'x_0'$"):
         minimize(rosen_value, x0, jac=None, x_0=5)
@@ -229,7 +232,7 @@ def test_counts_are_scipys(method: str) -> None:
         (lambda d: rosen(d["x"]))
         if jac is None
         else (lambda d: (rosen(d["x"]), {"x": rosen_der(d["x"])}))
-    )  # noqa: E501
+    )
     res = minimize(ours, {"x": np.array([0.3, 0.2])}, jac=jac, method=method, **kwargs)
     np.testing.assert_allclose(res.x["x"], want.x, rtol=1e-9)
     for field in ("nfev", "njev", "nhev"):

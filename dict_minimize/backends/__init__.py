@@ -149,7 +149,7 @@ def jax_local_devices(devices: tuple[Any, ...]) -> tuple[Any, ...]:
     """
     import jax
 
-    from dict_minimize.backends.jax_ad import single_device_sharding
+    from dict_minimize.backends.jax_trace import single_device_sharding
 
     out = []
     for d in devices:
