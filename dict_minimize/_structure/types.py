@@ -142,9 +142,20 @@ class Backend(NamedTuple):
     ``scalar_ad`` and ``vector_ad`` build the automatic-differentiation objects
     (:class:`ScalarAD`, :class:`VectorAD`); None for a framework without autodiff (NumPy).
     ``compile_pair`` builds a :class:`CompiledPair` (or None); None for a framework that does
-    not compile (NumPy, PyTorch). ``intra_op_threads`` is ``(get, set)`` of the framework's
-    intra-op thread count, which :mod:`dict_minimize._threads` caps during a solve; None for a
-    framework whose threads cannot change after it starts (JAX/XLA, TensorFlow) or that has
+    not compile (NumPy, PyTorch). Their arguments, the same in every backend:
+
+    - ``layout``: the structure of ``x0``; ``codec``: the backend's codec for it;
+    - ``fun`` (``cfun`` for ``vector_ad``): returns a real floating tensor of the framework
+      computed from ``x_dict`` (a scalar for ``scalar_ad``, any shape for ``vector_ad``, the
+      pair ``(value, grad_dict)`` for ``compile_pair``); ``args``: its extra positional
+      arguments;
+    - ``jit``: True compiles, False runs eagerly, None lets the backend choose (each backend's
+      factory says how); a framework without a compiler accepts and ignores it;
+    - ``second_order`` (``scalar_ad``): keep what the last gradient computed so that Hessian
+      products at the same point do not call ``fun`` again.
+
+    ``intra_op_threads`` is ``(get, set)`` of the framework's intra-op thread count, which
+    :mod:`dict_minimize._threads` caps during a solve; None for a framework whose threads cannot change after it starts (JAX/XLA, TensorFlow) or that has
     none of its own (NumPy: its BLAS is capped through threadpoolctl).
     """
 

@@ -9,12 +9,12 @@ from __future__ import annotations
 import threading
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Mapping
 from typing import Any, Generic, TypeVar
 
 import numpy as np
 
-from dict_minimize._errors import fmt_shape, type_name
+from dict_minimize._errors import fmt_key, fmt_shape, not_floating, type_name
 
 T = TypeVar("T")
 
@@ -41,6 +41,37 @@ Raises:
 Example:
 {example}
 """
+
+
+def dict_entries(
+    x_dict: Any,
+    where: str,
+    tensor: str,
+    is_tensor: Callable[[Any], bool],
+    bad_dtype: Callable[[Any], Any],
+) -> tuple[list[Hashable], list[Any]]:
+    """The keys and tensors of the ``x_dict`` a ``value_and_grad`` helper was called with, or
+    the error naming the key: not a mapping, not a ``tensor``, or not floating (``bad_dtype(t)``
+    is the dtype to report, None for a floating tensor).
+
+    Example:
+        >>> dict_entries({"a": np.zeros(2)}, "here", "ndarray", lambda t: True, lambda t: None)
+        (['a'], [array([0., 0.])])
+    """
+    if not isinstance(x_dict, Mapping):
+        raise TypeError(f"{where}: x_dict must be a dict of {tensor}; got a {type_name(x_dict)}")
+    keys = list(x_dict.keys())
+    values = []
+    for k in keys:
+        t = x_dict[k]
+        if not is_tensor(t):
+            got = type_name(t)
+            raise TypeError(f"{where}: x_dict[{fmt_key(k)}] is a {got}; expected a {tensor}")
+        dtype = bad_dtype(t)
+        if dtype is not None:
+            raise not_floating("x_dict", k, dtype)
+        values.append(t)
+    return keys, values
 
 
 class PointCache(Generic[T]):

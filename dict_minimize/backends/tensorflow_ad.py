@@ -30,12 +30,10 @@ import numpy as np
 import tensorflow as tf
 
 from dict_minimize._errors import (
-    fmt_key,
     grad_shape,
     grad_type,
     not_floating,
     pair_error,
-    type_name,
 )
 from dict_minimize._structure.layout import Layout, _mapping_factory, values_by_key
 from dict_minimize._structure.types import Codec
@@ -45,6 +43,7 @@ from dict_minimize.backends._ad import (
     as_jit,
     as_vector,
     cached_per_fun,
+    dict_entries,
     dtype_error,
     scalar_kind_error,
     scalar_shape_error,
@@ -534,22 +533,10 @@ def scalar_ad(
     jit: bool | None = None,
     second_order: bool = False,
 ) -> TensorFlowScalarAD:
-    """Tape derivatives of ``fun(x_dict, *args) -> scalar tensor`` on SciPy's flat vector.
-
-    Args:
-        layout: the structure of ``x0``.
-        codec: the TensorFlow codec for ``layout``.
-        fun: returns a 0-d real floating ``tf.Tensor`` computed from the tensors of ``x_dict``.
-        args: extra positional arguments for ``fun`` (constants of the traced graphs under jit).
-        jit: True runs each derivative as a ``tf.function`` traced once (``fun`` must then be
-            traceable); None (the default) does so when ``fun`` is already a ``tf.function``
-            and runs eagerly otherwise; False runs eagerly.
-        second_order: eager mode keeps the persistent tape of the last gradient so that ``hvp``
-            and ``hess`` at that point do not call ``fun`` again.
-
-    Returns:
-        A :class:`~dict_minimize._structure.types.ScalarAD`.
-    """
+    """:class:`~dict_minimize._structure.types.ScalarAD` by ``tf.GradientTape`` (the arguments:
+    :class:`~dict_minimize._structure.types.Backend`). ``jit=None`` runs each derivative as a
+    ``tf.function`` traced once when ``fun`` is already a ``tf.function``, eagerly otherwise;
+    ``second_order`` keeps the persistent tape of the last eager gradient."""
     jit_on = _resolve_jit(jit, fun)
     return TensorFlowScalarAD(layout, codec, fun, args, jit=jit_on, second_order=second_order)
 
@@ -557,19 +544,9 @@ def scalar_ad(
 def vector_ad(
     layout: Layout, codec: Codec, cfun: Callable, args: tuple, *, jit: bool | None = None
 ) -> TensorFlowVectorAD:
-    """Tape derivatives of ``cfun(x_dict, *args) -> tensor`` (any shape) on the flat vector.
-
-    Args:
-        layout: the structure of ``x0``.
-        codec: the TensorFlow codec for ``layout``.
-        cfun: returns a real floating ``tf.Tensor`` of any shape computed from ``x_dict``.
-        args: extra positional arguments for ``cfun``.
-        jit: as for :func:`scalar_ad`.
-
-    Returns:
-        A :class:`~dict_minimize._structure.types.VectorAD`. Eagerly, ``jacobian`` reuses the tape of
-        ``value`` at the same point, and ``vhp`` runs ``cfun`` once per new ``(x, v)``.
-    """
+    """:class:`~dict_minimize._structure.types.VectorAD` by ``tf.GradientTape``; ``jit`` as
+    for :func:`scalar_ad`. Eagerly, ``jacobian`` reuses the tape of ``value`` at the same point,
+    and ``vhp`` runs ``cfun`` once per new ``(x, v)``."""
     return TensorFlowVectorAD(layout, codec, cfun, args, jit=_resolve_jit(jit, cfun))
 
 
@@ -578,21 +555,13 @@ def value_and_grad(fun: Callable) -> Callable[..., tuple[Any, Mapping]]:
 
     @functools.wraps(fun)
     def value_and_grad_fun(x_dict: Mapping, *args: Any) -> tuple[Any, Mapping]:
-        if not isinstance(x_dict, Mapping):
-            raise TypeError(
-                f"{where}: x_dict must be a dict of tf.Tensor; got a {type_name(x_dict)}"
-            )
-        keys = list(x_dict.keys())
-        values = []
-        for k in keys:
-            t = x_dict[k]
-            if not _is_tensor(t):
-                raise TypeError(
-                    f"{where}: x_dict[{fmt_key(k)}] is a {type_name(t)}; expected a tf.Tensor"
-                )
-            if not t.dtype.is_floating:
-                raise not_floating("x_dict", k, t.dtype.name)
-            values.append(t)
+        keys, values = dict_entries(
+            x_dict,
+            where,
+            "tf.Tensor",
+            _is_tensor,
+            lambda t: None if t.dtype.is_floating else t.dtype.name,
+        )
         with tf.GradientTape() as tape:
             tape.watch(values)
             value = _check_scalar(fun(x_dict, *args), where)

@@ -19,7 +19,6 @@ from typing import Any, NamedTuple, cast
 import numpy as np
 import torch
 
-from dict_minimize._errors import fmt_key, not_floating, type_name
 from dict_minimize._structure.layout import Layout, _mapping_factory
 from dict_minimize._structure.types import Codec
 from dict_minimize.backends._ad import (
@@ -27,6 +26,7 @@ from dict_minimize.backends._ad import (
     PointCache,
     as_jit,
     as_vector,
+    dict_entries,
     dtype_error,
     scalar_kind_error,
     scalar_shape_error,
@@ -309,39 +309,17 @@ def scalar_ad(
     jit: bool | None = None,
     second_order: bool = False,
 ) -> TorchScalarAD:
-    """Autograd derivatives of ``fun(x_dict, *args) -> scalar tensor`` on SciPy's flat vector.
-
-    Args:
-        layout: the structure of ``x0``.
-        codec: the PyTorch codec for ``layout``.
-        fun: returns a 0-d real floating ``torch.Tensor`` computed from the leaves of ``x_dict``.
-        args: extra positional arguments for ``fun``.
-        jit: accepted and ignored (PyTorch runs eagerly); must be None, True or False.
-        second_order: keep the graph of the last gradient (built with ``create_graph=True``) so
-            that ``hvp`` and ``hess`` at that point do not call ``fun`` again.
-
-    Returns:
-        A :class:`~dict_minimize._structure.types.ScalarAD`.
-    """
+    """:class:`~dict_minimize._structure.types.ScalarAD` by autograd (the arguments:
+    :class:`~dict_minimize._structure.types.Backend`). ``jit`` is accepted and ignored (PyTorch
+    runs eagerly); ``second_order`` keeps the graph of the last gradient."""
     return TorchScalarAD(layout, codec, fun, args, jit=jit, second_order=second_order)
 
 
 def vector_ad(
     layout: Layout, codec: Codec, cfun: Callable, args: tuple, *, jit: bool | None = None
 ) -> TorchVectorAD:
-    """Autograd derivatives of ``cfun(x_dict, *args) -> tensor`` (any shape) on the flat vector.
-
-    Args:
-        layout: the structure of ``x0``.
-        codec: the PyTorch codec for ``layout``.
-        cfun: returns a real floating ``torch.Tensor`` of any shape computed from ``x_dict``.
-        args: extra positional arguments for ``cfun``.
-        jit: accepted and ignored (PyTorch runs eagerly); must be None, True or False.
-
-    Returns:
-        A :class:`~dict_minimize._structure.types.VectorAD`; ``jacobian`` and ``vhp`` reuse the graph of
-        ``value`` at the same point.
-    """
+    """:class:`~dict_minimize._structure.types.VectorAD` by autograd; ``jacobian`` and ``vhp``
+    reuse the graph of ``value`` at the same point."""
     return TorchVectorAD(layout, codec, cfun, args, jit=jit)
 
 
@@ -350,21 +328,14 @@ def value_and_grad(fun: Callable) -> Callable[..., tuple[torch.Tensor, Mapping]]
 
     @functools.wraps(fun)
     def value_and_grad_fun(x_dict: Mapping, *args: Any) -> tuple[torch.Tensor, Mapping]:
-        if not isinstance(x_dict, Mapping):
-            raise TypeError(
-                f"{where}: x_dict must be a dict of torch.Tensor; got a {type_name(x_dict)}"
-            )
-        keys = list(x_dict.keys())
-        leaves = []
-        for k in keys:
-            t = x_dict[k]
-            if not isinstance(t, torch.Tensor):
-                raise TypeError(
-                    f"{where}: x_dict[{fmt_key(k)}] is a {type_name(t)}; expected a torch.Tensor"
-                )
-            if not t.is_floating_point():
-                raise not_floating("x_dict", k, t.dtype)
-            leaves.append(t.detach().requires_grad_(True))  # a new leaf, same storage
+        keys, values = dict_entries(
+            x_dict,
+            where,
+            "torch.Tensor",
+            lambda t: isinstance(t, torch.Tensor),
+            lambda t: None if t.is_floating_point() else t.dtype,
+        )
+        leaves = [t.detach().requires_grad_(True) for t in values]  # new leaves, same storage
         factory = _mapping_factory(x_dict)
         with torch.enable_grad():
             value = _check_scalar(fun(factory(zip(keys, leaves, strict=True)), *args), where)
