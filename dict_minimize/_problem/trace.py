@@ -2,9 +2,9 @@
 
 :class:`Monitor` sits between SciPy's per-iteration callback and the user's: it records one row
 per iteration from what SciPy hands over (``intermediate_result``) and from the evaluations the
-:class:`~dict_minimize._problem.objective.Objective` already made, so the objective is never evaluated
-again for the trace; it drives the optional tqdm bar and asks for a stop when the time limit is
-reached. Nothing here imports a framework; tqdm and pandas are imported only when used.
+:class:`~dict_minimize._problem.objective.Objective` already made, so the objective is never
+evaluated again for the trace; it drives the optional tqdm bar and asks for a stop when the time
+limit is reached. Nothing here imports a framework; tqdm and pandas are imported only when used.
 """
 
 from __future__ import annotations

@@ -225,6 +225,37 @@ def _split(parts: list[tuple[list[Any], Callable]], leaves: list[Any]) -> list[A
     return out
 
 
+def start(
+    solve: str,
+    cg_tol: float,
+    cg_maxiter: int | None,
+    minimize_kwargs: dict[str, Any],
+    args: Any,
+) -> tuple[dict[str, Any], tuple]:
+    """What both ``argmin`` do first: the options checked before the (expensive) forward
+    solve, ``jac='autodiff'`` set, and ``args`` as a tuple."""
+    check_options(solve, cg_tol, cg_maxiter)
+    check_minimize_kwargs(minimize_kwargs)
+    args = tuple(args) if isinstance(args, (list, tuple)) else (args,)
+    return {**minimize_kwargs, "jac": "autodiff"}, args
+
+
+def split_dynamic(
+    leaves: list[Any], is_dynamic: Callable[[Any], bool], unflatten: Callable[[list[Any]], Any]
+) -> tuple[list[Any], Callable[[Any], Any]]:
+    """The leaves of ``args`` that are differentiated, and ``rebuild(dyn)``: ``args`` with
+    those leaves replaced by ``dyn`` (the others pass through)."""
+    dyn_at = [i for i, leaf in enumerate(leaves) if is_dynamic(leaf)]
+
+    def rebuild(dyn: Any) -> Any:
+        full = list(leaves)
+        for i, leaf in zip(dyn_at, dyn, strict=True):
+            full[i] = leaf
+        return unflatten(full)
+
+    return [leaves[i] for i in dyn_at], rebuild
+
+
 # --- JAX ----------------------------------------------------------------------------------------
 
 
@@ -289,20 +320,12 @@ def jax_argmin(
     import jax.numpy as jnp
     from jax.flatten_util import ravel_pytree
 
-    check_options(solve, cg_tol, cg_maxiter)
-    check_minimize_kwargs(minimize_kwargs)
-    minimize_kwargs = {**minimize_kwargs, "jac": "autodiff"}
+    minimize_kwargs, args = start(solve, cg_tol, cg_maxiter, minimize_kwargs, args)
     use_jit = minimize_kwargs.get("jit") is not False
-
-    args = tuple(args) if isinstance(args, (list, tuple)) else (args,)
     leaves, treedef = jax.tree_util.tree_flatten(args)
-    dyn_at = [i for i, leaf in enumerate(leaves) if _jax_inexact(leaf)]
-
-    def rebuild(dyn: list[Any]) -> Any:
-        full = list(leaves)
-        for i, leaf in zip(dyn_at, dyn, strict=True):
-            full[i] = leaf
-        return jax.tree_util.tree_unflatten(treedef, full)
+    dyn_leaves, rebuild = split_dynamic(
+        leaves, _jax_inexact, lambda full: jax.tree_util.tree_unflatten(treedef, full)
+    )
 
     state: dict[str, Any] = {}
 
@@ -357,7 +380,7 @@ def jax_argmin(
         return jax.tree_util.tree_map(jnp.zeros_like, x0_), ct_dyn
 
     solution.defvjp(fwd, bwd)
-    x_star = solution(x0, [leaves[i] for i in dyn_at])
+    x_star = solution(x0, dyn_leaves)
     return (x_star, state["res"]) if return_result else x_star
 
 
@@ -441,32 +464,36 @@ def torch_argmin(
     """
     import torch
 
-    check_options(solve, cg_tol, cg_maxiter)
-    check_minimize_kwargs(minimize_kwargs)
-    minimize_kwargs = {**minimize_kwargs, "jac": "autodiff"}
-
-    args = tuple(args) if isinstance(args, (list, tuple)) else (args,)
+    minimize_kwargs, args = start(solve, cg_tol, cg_maxiter, minimize_kwargs, args)
     leaves, rebuild_args = flatten(args)
-    dyn_at = [
-        i
-        for i, leaf in enumerate(leaves)
-        if isinstance(leaf, torch.Tensor) and leaf.is_floating_point()
-    ]
-
-    def rebuild(dyn: tuple[Any, ...]) -> Any:
-        full = list(leaves)
-        for i, leaf in zip(dyn_at, dyn, strict=True):
-            full[i] = leaf
-        return rebuild_args(full)
-
-    detached = tuple(leaves[i].detach() for i in dyn_at)
-    state: dict[str, Any] = {}
-
+    dyn_inputs, rebuild = split_dynamic(
+        leaves, lambda t: isinstance(t, torch.Tensor) and t.is_floating_point(), rebuild_args
+    )
+    detached = tuple(t.detach() for t in dyn_inputs)
     with torch.no_grad():
         x0_detached = _torch_detach(x0, torch)
     res = minimize(fun, x0_detached, args=rebuild(detached), **minimize_kwargs)
-    state["res"] = res
+    if not (any(t.requires_grad for t in dyn_inputs) and torch.is_grad_enabled()):
+        return (res.x, res) if return_result else res.x
     x_leaves, rebuild_x = flatten(res.x)
+
+    def backward(needs: tuple[bool, ...], ct: tuple[Any, ...]) -> tuple[Any, ...]:
+        converged_check(res)
+        with torch.enable_grad():
+            xs = [leaf.detach().requires_grad_(True) for leaf in x_leaves]
+            thetas = [t.detach().requires_grad_(True) for t in detached]
+            value = fun(rebuild_x(xs), *rebuild(tuple(thetas)))
+            grads = torch.autograd.grad(value, xs, create_graph=True, allow_unused=True)
+            g = [torch.zeros_like(x) if gi is None else gi for x, gi in zip(xs, grads, strict=True)]
+            cts = [torch.zeros_like(x) if c is None else c for x, c in zip(xs, ct, strict=True)]
+            w = solve_hessian(
+                _torch_hvp(g, xs, torch),
+                _torch_flat(cts),
+                solve=solve,
+                cg_tol=cg_tol,
+                cg_maxiter=cg_maxiter,
+            )
+            return _torch_pull(g, thetas, _torch_unflat(w, xs, torch), needs, torch)
 
     class _Solution(torch.autograd.Function):
         @staticmethod
@@ -476,60 +503,56 @@ def torch_argmin(
         @staticmethod
         @torch.autograd.function.once_differentiable
         def backward(ctx: Any, *ct: Any) -> Any:
-            converged_check(res)
-            with torch.enable_grad():
-                xs = [leaf.detach().requires_grad_(True) for leaf in x_leaves]
-                thetas = [t.detach().requires_grad_(True) for t in detached]
-                value = fun(rebuild_x(xs), *rebuild(tuple(thetas)))
-                grads = torch.autograd.grad(value, xs, create_graph=True, allow_unused=True)
-                g = [
-                    torch.zeros_like(x) if gi is None else gi
-                    for x, gi in zip(xs, grads, strict=True)
-                ]
-                live = [i for i, gi in enumerate(g) if gi.requires_grad]
+            return backward(tuple(ctx.needs_input_grad), ct)
 
-                def hvp(p: np.ndarray) -> np.ndarray:
-                    ps = _torch_unflat(p, xs, torch)
-                    out = [torch.zeros_like(x) for x in xs]
-                    if live:
-                        prods = torch.autograd.grad(
-                            [g[i] for i in live],
-                            xs,
-                            grad_outputs=[ps[i] for i in live],
-                            retain_graph=True,
-                            allow_unused=True,
-                        )
-                        out = [o if h is None else h for o, h in zip(out, prods, strict=True)]
-                    return _torch_flat(out)
-
-                cts = [torch.zeros_like(x) if c is None else c for x, c in zip(xs, ct, strict=True)]
-                w = solve_hessian(
-                    hvp, _torch_flat(cts), solve=solve, cg_tol=cg_tol, cg_maxiter=cg_maxiter
-                )
-                ws = _torch_unflat(w, xs, torch)
-                wants = [i for i, t in enumerate(thetas) if ctx.needs_input_grad[i]]
-                out_ct: list[Any] = [None] * len(thetas)
-                if live and wants:
-                    pulled = torch.autograd.grad(
-                        [g[i] for i in live],
-                        [thetas[i] for i in wants],
-                        grad_outputs=[ws[i] for i in live],
-                        allow_unused=True,
-                    )
-                    for i, d in zip(wants, pulled, strict=True):
-                        out_ct[i] = torch.zeros_like(thetas[i]) if d is None else -d
-                for i in wants:
-                    if out_ct[i] is None:
-                        out_ct[i] = torch.zeros_like(thetas[i])
-            return tuple(out_ct)
-
-    dyn_inputs = [leaves[i] for i in dyn_at]
-    if any(t.requires_grad for t in dyn_inputs) and torch.is_grad_enabled():
-        outs = _Solution.apply(*dyn_inputs)
-        x_star = rebuild_x(list(outs))
-    else:
-        x_star = res.x
+    x_star = rebuild_x(list(_Solution.apply(*dyn_inputs)))
     return (x_star, res) if return_result else x_star
+
+
+def _torch_hvp(g: list[Any], xs: list[Any], torch: Any) -> Callable[[np.ndarray], np.ndarray]:
+    """Products with the Hessian of ``fun`` in ``x``, by double backward through the gradient
+    ``g`` (built with ``create_graph=True``); entries whose gradient does not depend on ``x``
+    have no curvature."""
+    live = [i for i, gi in enumerate(g) if gi.requires_grad]
+
+    def hvp(p: np.ndarray) -> np.ndarray:
+        ps = _torch_unflat(p, xs, torch)
+        out = [torch.zeros_like(x) for x in xs]
+        if live:
+            prods = torch.autograd.grad(
+                [g[i] for i in live],
+                xs,
+                grad_outputs=[ps[i] for i in live],
+                retain_graph=True,
+                allow_unused=True,
+            )
+            out = [o if h is None else h for o, h in zip(out, prods, strict=True)]
+        return _torch_flat(out)
+
+    return hvp
+
+
+def _torch_pull(
+    g: list[Any], thetas: list[Any], ws: list[Any], needs: tuple[bool, ...], torch: Any
+) -> tuple[Any, ...]:
+    """``-d/dtheta <grad_x f, w>`` for the ``args`` tensors whose gradient is wanted (None
+    for the others), zeros where ``f`` does not depend on them."""
+    live = [i for i, gi in enumerate(g) if gi.requires_grad]
+    wants = [i for i in range(len(thetas)) if needs[i]]
+    out: list[Any] = [None] * len(thetas)
+    if live and wants:
+        pulled = torch.autograd.grad(
+            [g[i] for i in live],
+            [thetas[i] for i in wants],
+            grad_outputs=[ws[i] for i in live],
+            allow_unused=True,
+        )
+        for i, d in zip(wants, pulled, strict=True):
+            out[i] = None if d is None else -d
+    for i in wants:
+        if out[i] is None:
+            out[i] = torch.zeros_like(thetas[i])
+    return tuple(out)
 
 
 def _torch_detach(tree: Any, torch: Any) -> Any:

@@ -165,8 +165,8 @@ class Layout:
 
 def x0_items(x0: Any, where: str = "x0") -> tuple[Node | None, list[Hashable], list[Any]]:
     """(tree, keys, leaves) of ``x0``: the tree is None for a flat dict (keys are its keys),
-    else the nesting, with the leaves' :class:`~dict_minimize._structure.tree.Path` as keys. ``x0`` is a
-    Mapping or (nested parameters only) a JAX pytree node such as an Equinox module."""
+    else the nesting, with the leaves' :class:`~dict_minimize._structure.tree.Path` as keys.
+    ``x0`` is a Mapping or (nested parameters only) a JAX pytree node such as an Equinox module."""
     if isinstance(x0, Mapping):
         by_type: dict[type, Any] = {}  # being a container depends on the type alone
         for v in x0.values():

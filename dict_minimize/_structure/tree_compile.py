@@ -1,8 +1,8 @@
 """Straight-line Python for the two per-evaluation walks of a nested layout.
 
 :meth:`Node.build <dict_minimize._structure.tree.Node.build>` (the structure from the leaves) and
-:func:`~dict_minimize._structure.tree.leaves_of` (a gradient's leaves, matched by path) walk the tree
-node by node. For the trees people hold (dicts, lists, tuples and namedtuples of tensors) both
+:func:`~dict_minimize._structure.tree.leaves_of` (a gradient's leaves, matched by path) walk the
+tree node by node. For the trees people hold (dicts, lists, tuples and namedtuples of tensors) both
 walks are generated once per layout as one Python function each: the builder is a single
 nested display (``{'layer_0': {'w': v[0], 'b': v[1]}, ...}``), the getter one expression per
 leaf behind cheap type and length checks. On any surprise the getter raises, and the caller

@@ -74,8 +74,8 @@ class Compiled:
 
     - ``split(vec)``: the codec's ``unflatten`` (one list of views of one copy), once compiled;
       None before.
-    - ``bind_pair(fun, args, slow)``: see :attr:`~dict_minimize._structure.types.Codec.bind_pair`; None
-      until compiled.
+    - ``bind_pair(fun, args, slow)``: see
+      :attr:`~dict_minimize._structure.types.Codec.bind_pair`; None until compiled.
     """
 
     def __init__(self, layout: Layout, flatten: Callable) -> None:

@@ -158,7 +158,7 @@ class _Base:
 
 
 class JaxScalarAD(_Base):
-    """:class:`~dict_minimize._structure.types.ScalarAD` for JAX; build it with :func:`scalar_ad`."""
+    """:class:`~dict_minimize._structure.types.ScalarAD` for JAX; made by :func:`scalar_ad`."""
 
     def __init__(
         self, layout: Layout, fun: Callable, args: Sequence[Any], *, jit: bool, second_order: bool
@@ -217,7 +217,7 @@ class JaxScalarAD(_Base):
 
 
 class JaxPair(_Base):
-    """:class:`~dict_minimize._structure.types.CompiledPair` for JAX; build it with :func:`compile_pair`."""
+    """:class:`~dict_minimize._structure.types.CompiledPair` for JAX (see :func:`compile_pair`)."""
 
     _kind = "pair"
 
@@ -231,7 +231,7 @@ class JaxPair(_Base):
 
 
 class JaxVectorAD(_Base):
-    """:class:`~dict_minimize._structure.types.VectorAD` for JAX; build it with :func:`vector_ad`."""
+    """:class:`~dict_minimize._structure.types.VectorAD` for JAX; made by :func:`vector_ad`."""
 
     _what = "the constraint function"
     _kind = "vector"

@@ -376,7 +376,7 @@ class TensorFlowScalarAD(_Base):
 
 
 class TensorFlowPair(_Base):
-    """:class:`~dict_minimize._structure.types.CompiledPair` for TensorFlow; see :func:`compile_pair`."""
+    """:class:`~dict_minimize._structure.types.CompiledPair` for TensorFlow (compile_pair)."""
 
     _kind = "pair"
 
