@@ -155,8 +155,9 @@ class Backend(NamedTuple):
       products at the same point do not call ``fun`` again.
 
     ``intra_op_threads`` is ``(get, set)`` of the framework's intra-op thread count, which
-    :mod:`dict_minimize._threads` caps during a solve; None for a framework whose threads cannot change after it starts (JAX/XLA, TensorFlow) or that has
-    none of its own (NumPy: its BLAS is capped through threadpoolctl).
+    :mod:`dict_minimize._threads` caps during a solve; None for a framework whose threads
+    cannot change after it starts (JAX/XLA, TensorFlow) or that has none of its own (NumPy: its
+    BLAS is capped through threadpoolctl).
     """
 
     name: str
