@@ -122,7 +122,7 @@ def job(fw: Framework, i: int, autodiff: bool) -> Callable[[], tuple]:
             extra: dict[str, Any] = {"jac": "autodiff"} if autodiff else {}
             res = minimize(fun, x0, callback=callback, **kwargs, **extra)
             x = res.x
-            counts = (res.fun, res.nit, res.nfev, res.njev, res.status, res.message)
+            counts = (res.fun, res.nit, res.nfev, res.get("njev"), res.status, res.message)
         values = tuple((k, fw.dtype_name(v), fw.to_numpy(v).tobytes()) for k, v in x.items())
         return values, counts, tuple(seen)
 
