@@ -31,7 +31,7 @@ import scipy.optimize
 import torch
 
 from dict_minimize import minimize
-from dict_minimize._solvers.minimize import GRADIENT_FREE, METHODS, TAKES_HESS
+from dict_minimize._solvers.minimize_steps import GRADIENT_FREE, METHODS, TAKES_HESS
 
 F64 = torch.float64
 #: every method of scipy.optimize.minimize that uses a gradient (SciPy takes lower case)

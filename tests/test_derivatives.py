@@ -571,7 +571,7 @@ def test_hessian_errors(fw: Framework, monkeypatch: pytest.MonkeyPatch) -> None:
         minimize(obj, x0, method="trust-exact", hess="5-point")
     with pytest.raises(ValueError, match="method 'dogleg' needs the Hessian"):
         minimize(obj, x0, method="dogleg")
-    monkeypatch.setattr("dict_minimize._solvers.minimize.MAX_DENSE_HESSIAN_BYTES", 100)
+    monkeypatch.setattr("dict_minimize._solvers.minimize_steps.MAX_DENSE_HESSIAN_BYTES", 100)
     if has_autodiff(fw):  # (a callable may return a sparse matrix: its size is the user's)
         value_only = QUAD.fun(ops(fw))
         with pytest.raises(ValueError, match=r"a dense Hessian of x0's 6 scalars needs 0\.0 GiB"):

@@ -16,6 +16,7 @@ from collections import OrderedDict
 import numpy as np
 import pytest
 import scipy.optimize
+import threadpoolctl
 
 import dict_minimize
 from dict_minimize import Trace, minimize
@@ -61,9 +62,12 @@ def reference(method: str, **kwargs) -> dict:
         rows["nfev"].append(counts["nfev"])
         rows["njev"].append(counts["njev"])
 
-    res = scipy.optimize.minimize(
-        fun, X0.copy(), method=method, jac=uses_grad or None, callback=callback, **kwargs
-    )
+    # under one BLAS thread, as minimize's default threads="auto" runs a problem this small
+    # (SLSQP's last bits depend on the BLAS thread count)
+    with threadpoolctl.threadpool_limits(1, user_api="blas"):
+        res = scipy.optimize.minimize(
+            fun, X0.copy(), method=method, jac=uses_grad or None, callback=callback, **kwargs
+        )
     rows["res"] = res
     return rows
 

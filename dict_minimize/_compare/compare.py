@@ -25,7 +25,8 @@ from dict_minimize._compare.runs import _RUNNERS, _Plan, _Problem
 from dict_minimize._errors import class_name, type_name
 from dict_minimize._problem.bounds import make_bounds
 from dict_minimize._problem.trace import Trace, as_trace
-from dict_minimize._solvers.minimize import METHODS, _prepare_x0, minimize
+from dict_minimize._solvers.minimize import _prepare_x0, minimize
+from dict_minimize._solvers.minimize_steps import METHODS
 
 __all__ = ["KEEP_X_MAX", "compare", "compare_table"]
 

@@ -19,7 +19,8 @@ import numpy as np
 
 from dict_minimize._errors import type_name
 from dict_minimize._problem.trace import Trace
-from dict_minimize._solvers.minimize import GRADIENT_FREE, _wants_result, minimize
+from dict_minimize._solvers.minimize import minimize
+from dict_minimize._solvers.minimize_steps import GRADIENT_FREE, _wants_result
 from dict_minimize._structure.layout import Layout, values_by_key
 
 #: SciPy's own cap on evaluations per method (the option and what it counts); "maxiter" elsewhere

@@ -18,13 +18,8 @@ import numpy as np
 import tensorflow as tf
 
 from dict_minimize._errors import fmt_keys, fmt_shape, type_name
-from dict_minimize._solvers.minimize import (
-    GRADIENT_FREE,
-    NEEDS_HESS,
-    TAKES_HESSP,
-    OptimizeResult,
-    minimize,
-)
+from dict_minimize._solvers.minimize import OptimizeResult, minimize
+from dict_minimize._solvers.minimize_steps import GRADIENT_FREE, NEEDS_HESS, TAKES_HESSP
 
 _ZERO = tf.UnconnectedGradients.ZERO
 #: the output index TensorFlow appends to a variable's name ("w:0")

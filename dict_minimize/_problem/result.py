@@ -156,7 +156,7 @@ def _precision_checks(
                 "x0 unchanged: pass jac='autodiff' (exact Hessian-vector products) or hessp=..., "
                 "or use float64 parameters",
                 PrecisionWarning,
-                stacklevel=4,
+                stacklevel=5,
             )
     elif name == "l-bfgs-b" and "ABNORMAL" in out.message.upper():
         warnings.warn(
@@ -165,7 +165,7 @@ def _precision_checks(
             "float64 parameters, or loosen the tolerance: options={'ftol': 1e-6} for float32, "
             "options={'gtol': 1e-2} for float16/bfloat16",
             PrecisionWarning,
-            stacklevel=4,
+            stacklevel=5,
         )
 
 
