@@ -20,7 +20,7 @@ import scipy.optimize
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dict_minimize._problem import minimize
+from dict_minimize import minimize
 from dict_minimize._problem import prepare as _prepare
 from dict_minimize._problem.objective import Objective
 from dict_minimize._structure.layout import make_layout
