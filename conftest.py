@@ -24,6 +24,7 @@ NEEDS = {
         "dict_minimize/jax_api.py",
         "dict_minimize/backends/jax.py",
         "dict_minimize/backends/jax_ad.py",
+        "dict_minimize/backends/jax_trace.py",
     ],
 }
 

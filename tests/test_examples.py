@@ -272,9 +272,12 @@ def test_demo_prints_each_row_as_it_is_done(capsys):
     out, err = capsys.readouterr()
     assert "solving with numpy ..." in err and "solving" not in out
     lines = out.splitlines()
-    assert lines[1:3] == demo.format_header().splitlines()
-    assert lines[3].split()[:4] == ["numpy", "float64", "L-BFGS-B", "yes"]
-    assert len(lines[3]) == len(lines[2])  # the row fills the header's fixed widths
+    header = demo.format_header().splitlines()
+    at = lines.index(header[0])
+    assert lines[at : at + 2] == header
+    assert any(line.startswith("threads: ") for line in lines[:at])  # the policy it runs under
+    assert lines[at + 2].split()[:4] == ["numpy", "float64", "L-BFGS-B", "yes"]
+    assert len(lines[at + 2]) == len(lines[at + 1])  # the row fills the header's fixed widths
 
 
 def test_demo_comparison_rows_as_they_come():

@@ -146,7 +146,10 @@ def exec_example(name: str, monkeypatch: pytest.MonkeyPatch):
 
 
 def block(monkeypatch: pytest.MonkeyPatch, library: str) -> None:
-    """Make ``import library`` fail as it does when the library is not installed."""
+    """Make ``import library`` fail as it does when the library is not installed (its
+    submodules too: one already imported by another test is found without its parent)."""
+    for name in [n for n in sys.modules if n == library or n.startswith(library + ".")]:
+        monkeypatch.setitem(sys.modules, name, None)  # type: ignore[arg-type]
     monkeypatch.setitem(sys.modules, library, None)  # type: ignore[arg-type]
 
 

@@ -167,7 +167,7 @@ def minimize(
             at the end naming the keys; ``'raise'`` raises :class:`NonFiniteError`. At ``x0``
             both are an error (the drop-in ``*_api.minimize`` warns instead). ``'pass'``:
             SciPy's own behaviour, at ``x0`` too — the values go to SciPy unchanged, nothing
-            is raised or warned (see ``docs/guide/scipy-differences.md``).
+            is raised or warned (see [Differences from SciPy](guide/scipy-differences.md)).
         blas_threads: the older name of ``threads`` (an int), kept for existing callers.
         threads: the threads of SciPy's BLAS, the objective's BLAS (NumPy's) and x0's
             framework (PyTorch's intra-op threads) during the solve, restored after. ``"auto"``

@@ -15,6 +15,7 @@ from typing import Any, Generic, TypeVar
 import numpy as np
 
 from dict_minimize._errors import fmt_key, fmt_shape, not_floating, type_name
+from dict_minimize.backends._common import NotScalarError
 
 T = TypeVar("T")
 
@@ -144,7 +145,8 @@ def scalar_kind_error(value: Any, tensor: str, where: str) -> TypeError:
 
 
 def scalar_shape_error(shape: Any, where: str) -> ValueError:
-    return ValueError(
+    """A value of more than one entry: a ValueError and a TypeError, as SciPy raises either."""
+    return NotScalarError(
         f"{where}, fun returned a tensor that has shape {fmt_shape(shape)}; expected a scalar. "
         "Reduce it with .sum() or .mean()"
     )

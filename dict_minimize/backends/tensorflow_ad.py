@@ -188,7 +188,7 @@ class _Core:
             self._local.error = None
             try:
                 return fn(*inputs)
-            except (TypeError, ValueError):
+            except Exception:  # tracing rewrites errors of types it does not know (StagingError)
                 error, self._local.error = self._local.error, None
                 if error is not None:
                     raise error from None
