@@ -266,7 +266,7 @@ def test_scipy_bounds_errors_keep_scipy_text_and_name_the_key() -> None:
         least_squares(fun, x0, jac="2-point", bounds={"a": (1.5, 3.0)})
     with pytest.raises(ValueError, match="Method 'lm' doesn't support bounds"):
         least_squares(fun, x0, jac="2-point", method="lm", bounds=(0.0, 3.0))
-    with pytest.raises(TypeError, match=r"bounds\['a'\] must be a \(lb, ub\) pair"):
+    with pytest.raises(TypeError, match=r"bounds\['a'\] is a float; expected an \(lb, ub\) pair"):
         least_squares(fun, x0, jac="2-point", bounds={"a": 1.0})
     with pytest.raises(TypeError, match="either as bounds= or as lb_dict/ub_dict"):
         least_squares(fun, x0, jac="2-point", bounds=(0, 3), lb_dict={"a": 0.0})

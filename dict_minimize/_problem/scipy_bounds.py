@@ -9,9 +9,11 @@ Accepted forms (each side may be given per key or over the flat vector):
 - least_squares' 2-tuple ``(lb, ub)``, each side a dict keyed like ``x0``, a scalar, or an
   array over the flat vector.
 
-The result is one float64 ``Bounds`` over the flat vector. The checks that differ between
-SciPy's entry points (strict ``lb < ub`` for least_squares, ``x0`` inside) stay with them;
-:func:`flat_name` names a flat index by its key for their messages.
+:func:`make_scipy_bounds` takes minimize's forms (the per-key ones above, and SciPy's flat
+sequence of ``n`` pairs, which goes to SciPy unchanged); :func:`least_squares_bounds` takes
+least_squares'. The result is one float64 ``Bounds`` over the flat vector. The checks that
+differ between SciPy's entry points (strict ``lb < ub`` for least_squares, ``x0`` inside) stay
+with them; :func:`flat_name` names a flat index by its key for their messages.
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ from typing import Any
 import numpy as np
 from scipy.optimize import Bounds
 
-from dict_minimize._errors import at, fmt_key, type_name
-from dict_minimize._problem.bounds import make_bounds
+from dict_minimize._errors import at, fmt_key, fmt_keys, type_name
+from dict_minimize._problem.bounds import _check_keys, make_bounds
 from dict_minimize._structure.layout import Layout
 from dict_minimize._structure.types import Backend
 
@@ -91,17 +93,21 @@ def _sides(lb: Any, ub: Any, layout: Layout, backend: Backend) -> Bounds:
 
 
 def _pairs(bounds: Mapping, layout: Layout, backend: Backend) -> Bounds:
+    """A dict of ``(lb, ub)`` pairs per key (a pair may be None: unbounded) as one Bounds."""
+    _check_keys(bounds, "bounds", layout)
     lbs: dict[Any, Any] = {}
     ubs: dict[Any, Any] = {}
     for key, pair in bounds.items():
         if pair is None:
             continue
-        if isinstance(pair, (str, bytes)) or not hasattr(pair, "__len__") or len(pair) != 2:
-            raise TypeError(f"{at('bounds', key)} must be a (lb, ub) pair; got a {type_name(pair)}")
+        if not (isinstance(pair, (tuple, list)) and len(pair) == 2):
+            raise TypeError(
+                f"{at('bounds', key)} is a {type_name(pair)}; expected an (lb, ub) pair "
+                "(a number, None or an array of the key's shape each)"
+            )
         lbs[key], ubs[key] = pair
     out = make_bounds(lbs, ubs, layout, backend)
-    assert out is not None
-    return out
+    return out if out is not None else Bounds(np.full(layout.n, -np.inf), np.full(layout.n, np.inf))
 
 
 def least_squares_bounds(bounds: Any, layout: Layout, backend: Backend) -> Bounds | None:
@@ -146,4 +152,81 @@ def least_squares_bounds(bounds: Any, layout: Layout, backend: Backend) -> Bound
     return out
 
 
-__all__ = ["flat_name", "least_squares_bounds"]
+def _flat_feasible(keep: Any, layout: Layout) -> Any:
+    """``Bounds.keep_feasible`` beside per-key bounds: one bool, or one per scalar of x0."""
+    arr = np.asarray(keep, dtype=bool).reshape(-1)
+    if arr.size == 1:
+        return bool(arr[0])
+    if arr.size != layout.n:
+        raise ValueError(
+            f"bounds.keep_feasible has {arr.size} values; expected one bool, or one per scalar "
+            f"of x0 ({layout.n}) in key order"
+        )
+    return arr
+
+
+def make_scipy_bounds(bounds: Any, layout: Layout, backend: Backend) -> Any:
+    """SciPy's ``bounds=`` argument over a dict ``x0``, as what SciPy gets.
+
+    Per-key forms (a ``Bounds`` of dicts, a dict of ``(lb, ub)`` pairs) become one flat
+    ``Bounds`` as ``lb_dict``/``ub_dict`` do; flat forms (a ``Bounds`` of arrays, a sequence of
+    ``n`` pairs) go to SciPy unchanged, checked only for their length, with SciPy's message.
+
+    Example:
+        >>> import numpy as np
+        >>> from dict_minimize._structure.layout import make_layout
+        >>> from dict_minimize.backends import get_backend
+        >>> be = get_backend("numpy")
+        >>> lay = make_layout({"a": np.zeros(2), "b": np.zeros(())}, be)
+        >>> make_scipy_bounds({"a": (0, None)}, lay, be).lb
+        array([  0.,   0., -inf])
+    """
+    if bounds is None:
+        return None
+    if isinstance(bounds, Bounds):
+        lb, ub = _unwrap(bounds.lb), _unwrap(bounds.ub)
+        lb, ub = (side if isinstance(side, Mapping) else None for side in (lb, ub))
+        if lb is None and ub is None:
+            return bounds  # flat arrays: SciPy checks them, in its words
+        out = make_bounds(
+            lb if lb is not None else _scalar_bound(bounds.lb, "lb", layout),
+            ub if ub is not None else _scalar_bound(bounds.ub, "ub", layout),
+            layout,
+            backend,
+        )
+        assert out is not None
+        keep = _flat_feasible(bounds.keep_feasible, layout)
+        return Bounds(out.lb, out.ub, keep_feasible=keep)
+    if isinstance(bounds, Mapping):
+        return _pairs(bounds, layout, backend)
+    if isinstance(bounds, (str, bytes)) or not hasattr(bounds, "__len__"):
+        raise TypeError(
+            f"bounds is a {type_name(bounds)}; expected a scipy.optimize.Bounds, a dict of "
+            "(lb, ub) pairs per key, or a sequence of (lb, ub) pairs, one per scalar of x0"
+        )
+    if len(bounds) != layout.n:
+        raise ValueError(
+            "The number of bounds is not compatible with the length of `x0`: bounds has "
+            f"{len(bounds)} (lb, ub) pair(s) and x0 has {layout.n} scalar(s) (keys "
+            f"{fmt_keys(layout.keys)}). Give one pair per scalar of x0 in key order, a dict "
+            "{key: (lb, ub)} (a scalar pair bounds a whole key), or lb_dict/ub_dict"
+        )
+    return bounds
+
+
+def _scalar_bound(value: Any, which: str, layout: Layout) -> Any:
+    """The side of a ``Bounds`` of dicts that is not a dict: one number for every key."""
+    arr = np.asarray(value)
+    if arr.dtype != object and arr.size == 1:
+        arr = arr.reshape(())
+    if arr.shape == () and arr.dtype != object and np.isinf(arr):
+        return None
+    if arr.shape != () or arr.dtype == object or layout.tree is not None:
+        raise TypeError(
+            f"bounds.{which} must be a dict keyed like x0 (or a number for every key) when the "
+            f"other side is a dict; got a {type_name(value)}"
+        )
+    return dict.fromkeys(layout.keys, float(arr))
+
+
+__all__ = ["flat_name", "least_squares_bounds", "make_scipy_bounds"]

@@ -13,7 +13,6 @@ from typing import Any
 import scipy.optimize
 
 from dict_minimize._errors import type_name, unknown_keyword
-from dict_minimize._problem.bounds import make_scipy_bounds
 from dict_minimize._problem.constraints import make_constraints
 from dict_minimize._problem.prepare import check_common, prepare
 from dict_minimize._problem.prepare import prepare_x0 as _prepare_x0  # noqa: F401 (re-exported)
@@ -23,6 +22,7 @@ from dict_minimize._problem.result import (  # noqa: F401 (OptimizeResult, Preci
     _first_row,
     _note,
 )
+from dict_minimize._problem.scipy_bounds import make_scipy_bounds
 from dict_minimize._problem.trace import Monitor, bar_total, check_time_limit, check_trace_arg
 from dict_minimize._solvers.minimize_steps import (
     _SCIPY_STOPS,
