@@ -13,6 +13,7 @@ Example:
 
 from dict_minimize._compare.compare import compare, compare_table
 from dict_minimize._problem.constraints import LinearConstraint, NonlinearConstraint
+from dict_minimize._problem.history import read_log
 from dict_minimize._problem.objective import NonFiniteError
 from dict_minimize._problem.trace import Trace
 from dict_minimize._scale.many import minimize_many, multistart
@@ -37,5 +38,6 @@ __all__ = [
     "minimize",
     "minimize_many",
     "multistart",
+    "read_log",
     "root",
 ]

@@ -96,6 +96,7 @@ class Objective:
         "nit",
         "njev",
         "nonfinite",
+        "on_eval",
         "on_first",
         "on_first_grad",
         "pair",
@@ -160,6 +161,9 @@ class Objective:
         self.on_first: Callable[[np.ndarray, float, np.ndarray | None], None] | None = None
         #: called with the gradient's norm when a ``jac`` callable first runs at the start point
         self.on_first_grad: Callable[[float], None] | None = None
+        #: called after every evaluation with (x, value or None, gradient or None, nfev, njev),
+        #: the raw values before the non-finite policy (the history log's hook)
+        self.on_eval: Callable[[np.ndarray, Any, Any, int, int], None] | None = None
         self.stopped: tuple[np.ndarray, float | None] | None = None
         self.bad_evaluations = 0
         self.bad_keys: dict[Any, None] = {}  # keys with non-finite gradient entries, in order
@@ -184,7 +188,9 @@ class Objective:
         state = {k: getattr(self, k) for k in self.__slots__ if hasattr(self, k)}
         # the codec and the generated code are closures: rebuilt from the layout on arrival;
         # the hooks feed this process's monitor
-        state.update(codec=None, _fast=None, on_first=None, on_first_grad=None, _steady=False)
+        state.update(
+            codec=None, _fast=None, on_first=None, on_first_grad=None, on_eval=None, _steady=False
+        )
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -246,7 +252,9 @@ class Objective:
                 norm = math.nan if g is None else float(np.linalg.norm(g))
                 self.recent.append([np.array(x, dtype=np.float64), f, norm])
             if first:
-                self._steady = self._fast is not None and not self.track_last
+                self._steady = (
+                    self._fast is not None and not self.track_last and self.on_eval is None
+                )
                 if self.on_first is not None:
                     self.on_first(x, f, g)
             return f if g is None else (f, g)
@@ -356,6 +364,8 @@ class Objective:
             )
         self.nfev += 1
         self.njev += 1
+        if self.on_eval is not None:
+            self.on_eval(x, f, g, self.nfev, self.njev)
         f, g = self._checked(x, f, g, own=self.private_x)
         if self.second_order:
             self._memo = (np.array(x, dtype=np.float64), f, g)
@@ -402,6 +412,8 @@ class Objective:
             out = out[0]
         f = scalar_to_float(out)
         self.nfev += 1
+        if self.on_eval is not None:
+            self.on_eval(x, f, None, self.nfev, self.njev)
         return self._checked(x, f, None)
 
     def grad(self, x: np.ndarray) -> np.ndarray:
@@ -411,6 +423,8 @@ class Objective:
         out = self.user_jac(self.x_dict(x, True), *self.args)
         _, g = self.codec.flatten(None, values_by_key(out, self.layout, what="result of jac"))
         self.njev += 1
+        if self.on_eval is not None:
+            self.on_eval(x, None, g, self.nfev, self.njev)
         g = self._checked_grad(g)
         if self.track_last:
             entry = self._recent_at(x)

@@ -175,24 +175,29 @@ def _first_row(monitor: Monitor, run: Objective) -> Callable:
     def first(x: np.ndarray, f: float, g: np.ndarray | None) -> None:
         norm = math.nan if g is None else float(np.linalg.norm(g))
         row_x = run.x_dict(x, False) if monitor.keep_x else None
-        monitor.first(f, norm, run.nfev, run.njev, row_x)
+        monitor.first(f, norm, run.nfev, run.njev, row_x, flat_x=x)
 
     return first
 
 
 def _add_trace(out: OptimizeResult, monitor: Monitor | None, final: bool = False) -> None:
-    """``res.trace``; with ``final``, a last row for a result that is not the last iterate
-    (COBYLA returns its best point, a run may end on a point no iteration reported)."""
+    """``res.trace`` (and the log's end); with ``final``, a last row for a result that is not
+    the last iterate (COBYLA returns its best point, a run may end on a point no iteration
+    reported)."""
     if monitor is None or monitor.trace is None:
         return
     tr = monitor.trace
     if final and len(tr) and math.isfinite(out.fun) and out.fun != tr.fun[-1]:
-        tr.append(
+        monitor.row(
             out.fun,
-            nfev=out.get("nfev_ran", out.nfev),  # the trace counts the evaluations that ran
-            njev=out.get("njev_ran", out.get("njev", 0)),
-            time=monitor.elapsed(),
-            nit=int(tr.nit[-1]) + 1,
-            x=copy.deepcopy(out.x) if monitor.keep_x else None,
+            math.nan,
+            out.get("nfev_ran", out.nfev),  # the trace counts the evaluations that ran
+            out.get("njev_ran", out.get("njev", 0)),
+            int(tr.nit[-1]) + 1,
+            copy.deepcopy(out.x) if monitor.keep_x else None,
+            flat_x=None if monitor.log is None else monitor.log.flatten(out.x),
         )
-    out["trace"] = tr
+    if monitor.show_trace:
+        out["trace"] = tr
+    if monitor.log is not None:  # the run's last row: how it ended, and the file closed
+        monitor.log.close(out)

@@ -299,6 +299,9 @@ class Monitor:
         total: int | None = None,
     ) -> None:
         self.trace = Trace(label=method, x=[] if keep_x else None) if trace else None
+        self.show_trace = trace
+        #: the run's history file (a ``HistoryWriter``), written row by row beside the trace
+        self.log: Any = None
         self.keep_x = keep_x
         self.time_limit = time_limit
         self.method = method
@@ -314,9 +317,19 @@ class Monitor:
                 )
             self.bar = _make_bar(progress, method, total)
 
+    def attach_log(self, log: Any) -> None:
+        """Write every row to ``log`` too (a ``HistoryWriter``, timed by this monitor's clock).
+
+        The monitor then keeps a trace in any case (the same rows and decisions, so that the
+        log's rows are the trace's); ``res.trace`` shows it only when ``trace`` was asked."""
+        self.log = log
+        log.clock = self.elapsed
+        if self.trace is None:
+            self.trace = Trace(label=self.method)
+
     @property
     def needs_rows(self) -> bool:
-        """True when a callback row needs the value at x (trace or bar)."""
+        """True when a callback row needs the value at x (trace, log or bar)."""
         return self.trace is not None or self.bar is not None
 
     def start(self) -> None:
@@ -325,12 +338,34 @@ class Monitor:
     def elapsed(self) -> float:
         return time.perf_counter() - self.t0
 
-    def first(self, f: float, grad_norm: float, nfev: int, njev: int, x: Any) -> None:
+    def row(
+        self,
+        f: float,
+        grad_norm: float,
+        nfev: int,
+        njev: int,
+        nit: int,
+        x: Any,
+        *,
+        flat_x: Any = None,
+        t: float | None = None,
+    ) -> None:
+        """Append one row to the trace and to the log (``x``: the row's dict when the trace
+        keeps it; ``flat_x``: the flat point, for the log)."""
+        t = self.elapsed() if t is None else t
+        if self.trace is not None:
+            self.trace.append(
+                f, grad_norm=grad_norm, nfev=nfev, njev=njev, time=t, nit=nit, x=x
+            )
+        if self.log is not None:
+            self.log.row(nit, f, grad_norm, nfev, njev, t, flat_x)
+
+    def first(
+        self, f: float, grad_norm: float, nfev: int, njev: int, x: Any, flat_x: Any = None
+    ) -> None:
         """Row 0: the first evaluation, at the start point."""
         if self.trace is not None and len(self.trace) == 0:
-            self.trace.append(
-                f, grad_norm=grad_norm, nfev=nfev, njev=njev, time=self.elapsed(), nit=0, x=x
-            )
+            self.row(f, grad_norm, nfev, njev, 0, x, flat_x=flat_x)
 
     def first_grad(self, grad_norm: float) -> None:
         """The start point's gradient, computed apart from its value (a ``jac`` callable)."""
@@ -338,17 +373,23 @@ class Monitor:
         if tr is not None and len(tr) == 1 and math.isnan(tr._grad_norm[0]):
             tr._grad_norm[0] = grad_norm
             tr._njev[0] = max(tr._njev[0], 1)
+            if self.log is not None:
+                self.log.first_grad(grad_norm, tr._njev[0])
 
     def iteration(
-        self, nit: int, f: float | None, grad_norm: float, nfev: int, njev: int, x: Any
+        self,
+        nit: int,
+        f: float | None,
+        grad_norm: float,
+        nfev: int,
+        njev: int,
+        x: Any,
+        flat_x: Any = None,
     ) -> bool:
         """Record iteration ``nit``; True when the time limit asks the run to stop."""
         t = self.elapsed()
         value = math.nan if f is None else float(f)
-        if self.trace is not None:
-            self.trace.append(
-                value, grad_norm=grad_norm, nfev=nfev, njev=njev, time=t, nit=nit, x=x
-            )
+        self.row(value, grad_norm, nfev, njev, nit, x, flat_x=flat_x, t=t)
         if self.bar is not None:
             self.bar.update(1)
             self.bar.set_postfix(fun=f"{value:.6g}", nfev=nfev, refresh=False)

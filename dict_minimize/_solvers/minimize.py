@@ -6,6 +6,7 @@ Nothing here imports a framework: every framework-specific step goes through the
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -14,6 +15,7 @@ import scipy.optimize
 
 from dict_minimize._errors import type_name, unknown_keyword
 from dict_minimize._problem.constraints import make_constraints
+from dict_minimize._problem.history import check_log_arg, open_log
 from dict_minimize._problem.prepare import check_common, prepare
 from dict_minimize._problem.prepare import prepare_x0 as _prepare_x0  # noqa: F401 (re-exported)
 from dict_minimize._problem.result import (  # noqa: F401 (OptimizeResult, PrecisionWarning, _note re-exported)
@@ -67,6 +69,7 @@ def minimize(
     progress: bool | Mapping[str, Any] = False,
     time_limit: float | None = None,
     threads: int | str | None = "auto",
+    log: str | os.PathLike[str] | None = None,
     **unknown: Any,
 ) -> OptimizeResult:
     """Minimize a scalar function of a dict of tensors with ``scipy.optimize.minimize``.
@@ -179,6 +182,12 @@ def minimize(
             pools cost small fits far more than they gain, on a busy machine 10-40x per
             evaluation (see the Performance guide). Results with one thread or several can
             differ in the last bits where a matrix product's kernel depends on the count.
+        log: a SQLite file that receives, as the run goes, every evaluation (value, gradient
+            norm, time, the point) and every trace row, each committed before the next
+            evaluation starts: a killed run loses at most the evaluation in flight.
+            :func:`~dict_minimize.read_log` gives the trace back (the rows ``trace=True``
+            gives), from any process, during the run or after it ended or crashed. A file
+            that exists gets one more run. See [History and TensorBoard](guide/history.md).
 
     Returns:
         OptimizeResult: ``x`` and ``jac`` are dicts like ``x0``; ``fun`` is a float; ``nfev``,
@@ -231,6 +240,7 @@ def minimize(
         progress=progress,
         time_limit=time_limit,
         threads=threads,
+        log=log,
     )
 
 
@@ -260,6 +270,7 @@ def solve(
     time_limit: Any = None,
     threads: Any = "auto",
     scipy_bounds: Any = None,
+    log: Any = None,
 ) -> OptimizeResult:
     """:func:`minimize`, with the choices the drop-in API makes differently.
 
@@ -277,6 +288,7 @@ def solve(
         raise ValueError(f"nonfinite must be 'inf', 'raise' or 'pass'; got {nonfinite!r}")
     record, keep_x = check_trace_arg(trace)
     limit = check_time_limit(time_limit)
+    log_path = check_log_arg(log)
 
     be, layout, codec, _, x0_flat, bounds = prepare(x0, backend, lb_dict, ub_dict, compat=compat)
     if scipy_bounds is not None:
@@ -314,7 +326,12 @@ def solve(
         name, mode, hess, hessp, layout.n, method, be.scalar_ad is not None
     )
     uses_gradient = name not in GRADIENT_FREE
-    watch = record or limit is not None or not (progress is None or progress is False)
+    watch = (
+        record
+        or log_path is not None
+        or limit is not None
+        or not (progress is None or progress is False)
+    )
     # remember the last points only when a callback may need their values without re-evaluating
     track_last = watch or (
         callback is not None and (_wants_result(callback) or name not in _SCIPY_STOPS)
@@ -356,6 +373,8 @@ def solve(
             method=str(meth),
             total=bar_total(options),
         )
+        if log_path is not None:
+            monitor.attach_log(open_log(log_path, run, str(meth)))
         run.on_first = _first_row(monitor, run)
         run.on_first_grad = monitor.first_grad
     scipy_callback = (

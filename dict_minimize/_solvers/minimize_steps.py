@@ -130,7 +130,7 @@ def _wrap_callback(
                 else run.grad_norm_at(x)
             )
             row_x = run.x_dict(x, False) if monitor.keep_x else None
-            stop = monitor.iteration(run.nit, f, norm, run.nfev, run.njev, row_x)
+            stop = monitor.iteration(run.nit, f, norm, run.nfev, run.njev, row_x, flat_x=x)
         try:
             if takes_result:
                 assert callback is not None
