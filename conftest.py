@@ -29,7 +29,10 @@ NEEDS = {
 }
 
 #: modules that import without the framework, but whose docstring examples use it
-EXAMPLES_NEED = {"torch": ["dict_minimize/_solvers/implicit.py"]}
+EXAMPLES_NEED = {
+    "torch": ["dict_minimize/_solvers/implicit.py"],
+    "tensorboard": ["dict_minimize/tensorboard.py"],
+}
 
 collect_ignore = [
     path

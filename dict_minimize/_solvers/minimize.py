@@ -133,7 +133,8 @@ def minimize(
         tol: tolerance for termination, as in SciPy.
         callback: ``callback(x_dict)`` after each iteration, or
             ``callback(intermediate_result)`` (SciPy's form: ``.x`` is the dict, ``.fun`` the
-            value, no re-evaluation; also ``.nit``, ``.nfev``, ``.njev``, the counts so far).
+            value, no re-evaluation; also ``.nit``, ``.nfev``, ``.njev``, the counts so far,
+            and ``.grad_norm``, the gradient's norm there, NaN where none was computed).
             Raising ``StopIteration`` ends the run cleanly.
         options: method options, passed to SciPy unchanged (``maxiter``, ``gtol``,
             ``workers``...: an option given as a keyword of ``minimize`` is a TypeError that

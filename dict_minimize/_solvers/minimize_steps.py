@@ -8,6 +8,7 @@ method tables every entry point shares.
 from __future__ import annotations
 
 import inspect
+import math
 import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -122,13 +123,15 @@ def _wrap_callback(
             f = run.f_at(x)
         run.nit += 1
         stop = False
-        if monitor is not None:
+        norm = math.nan
+        if monitor is not None or takes_result:
             g = intermediate_result.get("grad") if is_result else None  # trust-constr
             norm = (
                 float(np.linalg.norm(g))
                 if isinstance(g, np.ndarray) and g.shape == (n,)
                 else run.grad_norm_at(x)
             )
+        if monitor is not None:
             row_x = run.x_dict(x, False) if monitor.keep_x else None
             stop = monitor.iteration(run.nit, f, norm, run.nfev, run.njev, row_x, flat_x=x)
         try:
@@ -139,6 +142,7 @@ def _wrap_callback(
                 fields["fun"] = None if f is None else float(f)
                 fields.setdefault("nit", run.nit)
                 fields["nfev"], fields["njev"] = run.nfev, run.njev
+                fields["grad_norm"] = norm
                 out = callback(intermediate_result=OptimizeResult(fields))
             elif callback is not None and with_state and is_result:
                 # SciPy's trust-constr form: callback(xk, state), state with x as a dict too
