@@ -304,3 +304,11 @@ def test_tensorboard_errors(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> 
     monkeypatch.setitem(sys.modules, "tensorboard.compat.proto", None)
     with pytest.raises(ImportError, match=r"dict_minimize\[tensorboard\]"):
         TensorBoard(tmp_path)
+
+
+def test_benchmark_runs_at_tiny_sizes(capsys: pytest.CaptureFixture[str]) -> None:
+    from benchmarks import history as bench
+
+    out = bench.main(["--keys", "2", "--rounds", "1", "--iterations", "2,4"])
+    assert [r["keys"] for r in out["rows"]] == [2] and "log extra" in capsys.readouterr().out
+    assert bench.history.SYNCHRONOUS == "NORMAL"  # restored after the FULL variant

@@ -49,6 +49,9 @@ CREATE TABLE IF NOT EXISTS iterations (
 """
 #: how long a writer or reader waits for another process's write to finish (milliseconds)
 _BUSY_MS = 30_000
+#: SQLite's ``synchronous`` for the writer: NORMAL keeps every committed row through a killed
+#: process (benchmarks/history.py measures FULL beside it)
+SYNCHRONOUS = "NORMAL"
 
 
 def check_log_arg(log: Any) -> str | None:
@@ -126,7 +129,7 @@ class HistoryWriter:
         self.con: sqlite3.Connection | None = con
         try:
             con.execute("PRAGMA journal_mode = WAL")
-            con.execute("PRAGMA synchronous = NORMAL")
+            con.execute(f"PRAGMA synchronous = {SYNCHRONOUS}")
             con.executescript(_SCHEMA)
             cur = con.execute(
                 "INSERT INTO runs (method, started, n, layout) VALUES (?, ?, ?, ?)",
