@@ -1,9 +1,9 @@
 """What ``minimize(..., log=path)`` costs per evaluation, at 3 keys and at 2,000 keys.
 
 One problem, Rosenbrock's function in each of ``keys`` NumPy arrays of shape (8,) (3 keys: 24
-scalars; 2,000 keys: 16,000 scalars, a 128 KB row per evaluation), solved by L-BFGS-B for a fixed number
-of iterations (10 and 40: the cost per evaluation is the slope between them, the file's opening
-and closing, once per run, apart), with:
+scalars; 2,000 keys: 16,000 scalars, a 128 KB row per evaluation), solved by L-BFGS-B for a
+fixed number of iterations (10 and 40: the cost per evaluation is the slope between them, the
+file's opening and closing, once per run, apart), with:
 
 - ``off``: no log (the default);
 - ``trace``: ``trace=True`` (the same per-iteration machinery the log rides on, no file);
