@@ -312,3 +312,19 @@ def test_benchmark_runs_at_tiny_sizes(capsys: pytest.CaptureFixture[str]) -> Non
     out = bench.main(["--keys", "2", "--rounds", "1", "--iterations", "2,4"])
     assert [r["keys"] for r in out["rows"]] == [2] and "log extra" in capsys.readouterr().out
     assert bench.history.SYNCHRONOUS == "NORMAL"  # restored after the FULL variant
+
+
+def test_minimize_many_writes_one_run_per_problem(tmp_path: Path) -> None:
+    from dict_minimize import minimize_many
+
+    path = tmp_path / "many.db"
+
+    def fun(d: dict, target: float) -> tuple[float, dict]:
+        r = d["x"] - target
+        return float(r @ r), {"x": 2 * r}
+
+    results = minimize_many(
+        fun, [{"x": np.zeros(2)}] * 3, args=[(1.0,), (2.0,), (3.0,)], log=path, trace=True
+    )
+    for i, res in enumerate(results):
+        assert_same_rows(read_log(path, run=i), res.trace)

@@ -329,7 +329,7 @@ class Monitor:
 
     @property
     def needs_rows(self) -> bool:
-        """True when a callback row needs the value at x (trace, log or bar)."""
+        """True when a callback row needs the value at x (trace or bar)."""
         return self.trace is not None or self.bar is not None
 
     def start(self) -> None:
