@@ -350,8 +350,8 @@ def read_log(
         >>> trace, evals = read_log(path, evaluations=True)
         >>> bool((trace.fun == res.trace.fun).all()), len(evals) == res.nfev_ran
         (True, True)
-        >>> evals.x[0]["a"]
-        array([1., 1.])
+        >>> evals.x[0]
+        {'a': array([1., 1.])}
 
     See [History and TensorBoard](guide/history.md).
     """
