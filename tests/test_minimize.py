@@ -288,6 +288,7 @@ def test_generic_api_public_surface() -> None:
         "minimize",
         "minimize_many",
         "multistart",
+        "read_log",
         "root",
     }
     for name in dict_minimize.__all__:

@@ -363,6 +363,7 @@ def read_log(
     con = _connect(name)
     try:
         try:
+            con.execute("BEGIN")  # one snapshot for every table, while a writer goes on
             runs = con.execute(
                 "SELECT run, method, started, layout, ended, success, status, message, fun "
                 "FROM runs ORDER BY run"
