@@ -76,14 +76,19 @@ def _result(res: Any, layout: Layout, codec: Codec, run: Objective) -> OptimizeR
     if "grad" in res and isinstance(jac, list):  # trust-constr: jac holds the constraints'
         out["constr_jac"] = jac
         jac = res.grad
+    negate = run.negate  # maximize=True: SciPy saw -fun; the result is in the user's sign
     if isinstance(jac, np.ndarray) and jac.shape == (layout.n,) and jac.dtype.kind in "fiu":
         # (the codec copies: the result never shares memory with SciPy's arrays)
         flat_jac = jac if jac.dtype == np.float64 else jac.astype(np.float64)
+        if negate:
+            flat_jac = -flat_jac
         out["jac"] = layout.build(codec.unflatten(flat_jac, for_objective=False))
     else:
         out["jac"] = None
     fun = res.fun
     out["fun"] = fun if type(fun) is float else float(np.asarray(fun).reshape(()))
+    if negate:
+        out["fun"] = -out["fun"]
     out["success"] = bool(res.get("success", False))
     out["status"] = int(res.get("status", 0))
     out["message"] = str(res.get("message", ""))
@@ -175,7 +180,7 @@ def _first_row(monitor: Monitor, run: Objective) -> Callable:
     def first(x: np.ndarray, f: float, g: np.ndarray | None) -> None:
         norm = math.nan if g is None else float(np.linalg.norm(g))
         row_x = run.x_dict(x, False) if monitor.keep_x else None
-        monitor.first(f, norm, run.nfev, run.njev, row_x)
+        monitor.first(run.sign * f, norm, run.nfev, run.njev, row_x)
 
     return first
 
