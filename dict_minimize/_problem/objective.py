@@ -319,7 +319,7 @@ class Objective:
         for a ``jac`` callable's gradient alone.
         """
         at_x0 = not self._checked_x0 if gradient is not None else self.njev == 0
-        if not self.continue_on_error or at_x0 or not counts_as_failure(exc):
+        if at_x0 or not counts_as_failure(exc):
             raise exc
         if gradient is not False:
             self.njev += 1
@@ -381,6 +381,8 @@ class Objective:
             try:
                 f, g = self._fast(x)  # type: ignore[misc]
             except Exception as exc:
+                if not self.continue_on_error:
+                    raise
                 return self._failed(exc, x, gradient=True)  # type: ignore[return-value]
             self.nfev += 1
             self.njev += 1
@@ -408,6 +410,8 @@ class Objective:
                     self.fun(self.x_dict(x, True, owned=self.private_x), *self.args)
                 )
         except Exception as exc:
+            if not self.continue_on_error:
+                raise
             return self._failed(exc, x, gradient=True)  # type: ignore[return-value]
         self.nfev += 1
         self.njev += 1
@@ -455,6 +459,8 @@ class Objective:
         try:
             out = self.fun(self.x_dict(x, self.mode == "pair"), *self.args)
         except Exception as exc:
+            if not self.continue_on_error:
+                raise
             return self._failed(exc, x, gradient=False)  # type: ignore[return-value]
         if self.mode == "pair" and _pair(out):
             out = out[0]
@@ -469,6 +475,8 @@ class Objective:
         try:
             out = self.user_jac(self.x_dict(x, True), *self.args)
         except Exception as exc:
+            if not self.continue_on_error:
+                raise
             return self._failed(exc, x, gradient=None)  # type: ignore[return-value]
         _, g = self.codec.flatten(None, values_by_key(out, self.layout, what="result of jac"))
         self.njev += 1
