@@ -203,6 +203,7 @@ def _describe(x: Any) -> str:
     size = sum(int(np.prod(_shape(leaf))) for _, leaf in leaves)
     first = leaves[0][1] if leaves else None
     framework = type(first).__module__.split(".")[0] if first is not None else ""
+    framework = {"jaxlib": "jax"}.get(framework, framework)
     dtype = getattr(first, "dtype", None)
     dtype_name = str(getattr(dtype, "name", dtype)).replace("torch.", "")
     kind = f"{framework} {dtype_name}".strip() if dtype is not None else framework
