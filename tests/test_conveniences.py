@@ -84,11 +84,7 @@ def test_exceptions_with_autodiff(fw: Framework) -> None:
 
     def value(d: Any) -> Any:
         a, b = d["a"], d["b"]
-        return (
-            10 * (a[0] - fw_log(fw, a[0]))
-            + (a[1] - fw_log(fw, a[1]))
-            + 30 * (b - fw_log(fw, b))
-        )
+        return 10 * (a[0] - fw_log(fw, a[0])) + (a[1] - fw_log(fw, a[1])) + 30 * (b - fw_log(fw, b))
 
     def fun(d: Any) -> Any:
         calls.append(1)
@@ -239,7 +235,11 @@ def test_maximize_is_minimize_of_the_negation(fw: Framework, method: str) -> Non
         callback=callback("max"),
     )
     down = minimize(
-        flat_objective(fw, rosen_pair), x0_of(fw), method=method, trace=True, callback=callback("min")
+        flat_objective(fw, rosen_pair),
+        x0_of(fw),
+        method=method,
+        trace=True,
+        callback=callback("min"),
     )
     assert (up.nfev, up.nit, up.success) == (down.nfev, down.nit, down.success)
     assert up.fun == -down.fun and up.fun <= 0
@@ -370,8 +370,9 @@ def test_str_of_other_results() -> None:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        failed, ok = minimize_many(fails, [{"x": np.ones(2)}]), minimize_many(
-            rosen_pair_dict, [{"x": X0}]
+        failed, ok = (
+            minimize_many(fails, [{"x": np.ones(2)}]),
+            minimize_many(rosen_pair_dict, [{"x": X0}]),
         )
     assert "FAILED" in str(failed[0]) and "exception: RuntimeError" in str(failed[0])
     assert "success" in str(ok[0]) and "'x' (3,)" in str(ok[0])

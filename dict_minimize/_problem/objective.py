@@ -383,7 +383,7 @@ class Objective:
             except Exception as exc:
                 if not self.continue_on_error:
                     raise
-                return self._failed(exc, x, gradient=True)  # type: ignore[return-value]
+                return self._failed(exc, x, gradient=True)
             self.nfev += 1
             self.njev += 1
             if math.isfinite(f) and _all_finite(g):
@@ -412,7 +412,7 @@ class Objective:
         except Exception as exc:
             if not self.continue_on_error:
                 raise
-            return self._failed(exc, x, gradient=True)  # type: ignore[return-value]
+            return self._failed(exc, x, gradient=True)
         self.nfev += 1
         self.njev += 1
         f, g = self._checked(x, f, g, own=self.private_x)
@@ -461,7 +461,7 @@ class Objective:
         except Exception as exc:
             if not self.continue_on_error:
                 raise
-            return self._failed(exc, x, gradient=False)  # type: ignore[return-value]
+            return self._failed(exc, x, gradient=False)
         if self.mode == "pair" and _pair(out):
             out = out[0]
         f = scalar_to_float(out)
@@ -477,7 +477,7 @@ class Objective:
         except Exception as exc:
             if not self.continue_on_error:
                 raise
-            return self._failed(exc, x, gradient=None)  # type: ignore[return-value]
+            return self._failed(exc, x, gradient=None)
         _, g = self.codec.flatten(None, values_by_key(out, self.layout, what="result of jac"))
         self.njev += 1
         g = self._checked_grad(g)

@@ -42,7 +42,10 @@ class OptimizeResult(scipy.optimize.OptimizeResult):
         success: whether SciPy reports success.
         status: SciPy's termination code (99: a callback raised ``StopIteration``).
         message: SciPy's description of the termination.
+        nonfinite_count: evaluations after ``x0`` that were not finite (``nonfinite='inf'``).
+        exception_count: evaluations after ``x0`` that raised (``error_handling='continue'``).
 
+    With ``maximize=True``, ``fun`` and ``jac`` are those of the function maximized.
     Every other field SciPy returns (``hess_inv``, ``maxcv``, ...) is kept unchanged, on the
     flat float64 vector in the layout's order. For trust-constr, SciPy's list of constraint
     Jacobians moves from ``jac`` to ``constr_jac``, and ``jac`` holds the objective's gradient.
@@ -207,7 +210,8 @@ def _describe(x: Any) -> str:
     dtype = getattr(first, "dtype", None)
     dtype_name = str(getattr(dtype, "name", dtype)).replace("torch.", "")
     kind = f"{framework} {dtype_name}".strip() if dtype is not None else framework
-    shown, used = [], 0
+    shown: list[str] = []
+    used = 0
     for path, leaf in leaves:
         item = f"{path} {_shape(leaf)}"
         if used + len(item) > _KEYS_SHOWN and shown:

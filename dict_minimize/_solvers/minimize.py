@@ -298,9 +298,7 @@ def solve(
     if nonfinite not in ("inf", "raise", "pass"):
         raise ValueError(f"nonfinite must be 'inf', 'raise' or 'pass'; got {nonfinite!r}")
     if error_handling not in ("raise", "continue"):
-        raise ValueError(
-            f"error_handling must be 'raise' or 'continue'; got {error_handling!r}"
-        )
+        raise ValueError(f"error_handling must be 'raise' or 'continue'; got {error_handling!r}")
     if not isinstance(maximize, (bool, np.bool_)):
         raise TypeError(f"maximize must be True or False; got a {type_name(maximize)}")
     record, keep_x = check_trace_arg(trace)
