@@ -9,6 +9,7 @@ a ``jac`` callable, or the backend's autodiff — ends in the same checks.
 from __future__ import annotations
 
 import math
+import os
 import warnings
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -87,10 +88,14 @@ class Objective:
         "best_f",
         "best_x",
         "codec",
+        "continue_on_error",
+        "exception_count",
+        "exception_summary",
         "finite_substitute",
         "fun",
         "layout",
         "mode",
+        "negate",
         "nfev",
         "nhev",
         "nit",
@@ -103,6 +108,7 @@ class Objective:
         "private_x",
         "recent",
         "second_order",
+        "sign",
         "stopped",
         "substitutes",
         "track_last",
@@ -132,6 +138,8 @@ class Objective:
         private_x: bool = False,
         x0_nonfinite: str = "raise",
         finite_substitute: bool = False,
+        error_handling: str = "raise",
+        maximize: bool = False,
     ) -> None:
         self.fun, self.args, self.layout, self.codec = fun, args, layout, codec
         self.mode, self.user_jac, self.user_hess, self.user_hessp = mode, jac, hess, hessp
@@ -182,6 +190,17 @@ class Objective:
         self._steady = False
         self._small = layout.n <= _SMALL
         self._last: tuple[Any, float, np.ndarray] | None = None  # (x or x.tolist(), f, g)
+        # error_handling='continue': an exception from the user's code after x0 is a point
+        # worse than every point seen (the non-finite substitution), counted here
+        self.continue_on_error = error_handling == "continue"
+        self.exception_count = 0
+        self.exception_summary = ""  # the first one, as "TypeName: message"
+        # maximize=True: SciPy minimizes -fun. Every value and derivative is negated as it
+        # arrives (before the policy and the best point), so everything past this object (the
+        # counters, best_f, the substitutes, SciPy) sees the function minimized; the result,
+        # the trace and callbacks get ``sign * f`` back in the user's sign
+        self.negate = bool(maximize)
+        self.sign = -1.0 if maximize else 1.0
 
     # -- pickling (SciPy's options={"workers": pool.map} sends fun to other processes) --------
     def __getstate__(self) -> dict[str, Any]:
@@ -205,7 +224,7 @@ class Objective:
 
     # -- helpers ------------------------------------------------------------------------------
     def x_dict(self, x: np.ndarray, for_objective: bool, owned: bool = False) -> Mapping:
-        if self.bad_evaluations:
+        if self.bad_evaluations or self.exception_count:
             self._refuse_nonfinite(x)
         return self.layout.build(self.codec.unflatten(x, for_objective=for_objective, owned=owned))
 
@@ -241,6 +260,8 @@ class Objective:
         ``own``: ``x`` is a fresh copy that nobody else holds or writes (SciPy's wrapper copies
         x for every evaluation), so the best point can be a reference to it instead of a copy.
         """
+        if self.negate:
+            f, g = -f, (None if g is None else -g)
         first = not self._checked_x0
         self._checked_x0 = True
         if math.isfinite(f) and (g is None or _all_finite(g)):
@@ -252,8 +273,12 @@ class Objective:
                 norm = math.nan if g is None else float(np.linalg.norm(g))
                 self.recent.append([np.array(x, dtype=np.float64), f, norm])
             if first:
+                # (maximize: the checking path, which negates)
                 self._steady = (
-                    self._fast is not None and not self.track_last and self.on_eval is None
+                    self._fast is not None
+                    and not self.track_last
+                    and self.on_eval is None
+                    and not self.negate
                 )
                 if self.on_first is not None:
                     self.on_first(x, f, g)
@@ -296,6 +321,31 @@ class Objective:
             return value
         return value, np.where(np.isfinite(g), g, 0.0)
 
+    def _failed(self, exc: Exception, x: np.ndarray, gradient: bool | None) -> Any:
+        """An exception from the user's code at ``x``: raised again, or (``error_handling=
+        'continue'``, after x0, not one of this package's own errors) what SciPy sees at a
+        non-finite point: the value above every value seen, a zero gradient.
+
+        ``gradient``: True for a (value, gradient) evaluation, False for the value alone, None
+        for a ``jac`` callable's gradient alone.
+        """
+        at_x0 = not self._checked_x0 if gradient is not None else self.njev == 0
+        if at_x0 or not counts_as_failure(exc):
+            raise exc
+        if gradient is not False:
+            self.njev += 1
+        if gradient is not None:
+            self.nfev += 1
+        self.exception_count += 1
+        if not self.exception_summary:
+            self.exception_summary = f"{type(exc).__name__}: {exc}"[:200]
+        self._steady = False
+        zeros = np.zeros(self.layout.n)
+        if gradient is None:
+            return zeros
+        value = self._substitute()
+        return (value, zeros) if gradient else value
+
     def _improve(self, x: np.ndarray, f: float, own: bool) -> None:
         """``x`` is the best point so far (see :meth:`_checked` for ``own``)."""
         if own and x.dtype == np.float64 and x.ndim == 1:
@@ -322,6 +372,8 @@ class Objective:
 
     def _checked_grad(self, g: np.ndarray) -> np.ndarray:
         """A gradient computed apart from its value (a ``jac`` callable)."""
+        if self.negate:
+            g = -g
         if _all_finite(g) or self.nonfinite == "pass":
             return g
         keys = self._bad_keys(g)
@@ -337,7 +389,12 @@ class Objective:
     def value_and_grad(self, x: np.ndarray) -> tuple[float, np.ndarray]:
         """(value, gradient) of the objective at the flat ``x``."""
         if self._steady:  # the generated path, after a finite x0 and only finite points since
-            f, g = self._fast(x)  # type: ignore[misc]
+            try:
+                f, g = self._fast(x)  # type: ignore[misc]
+            except Exception as exc:
+                if not self.continue_on_error:
+                    raise
+                return self._failed(exc, x, gradient=True)
             self.nfev += 1
             self.njev += 1
             if math.isfinite(f) and _all_finite(g):
@@ -350,18 +407,23 @@ class Objective:
         memo = self._memo
         if memo is not None and np.array_equal(memo[0], x):
             return memo[1], memo[2]
-        if self.ad is not None:
-            f, g = self.ad.value_and_grad(x, owned=self.private_x)
-        elif self.pair is not None:
-            f, g = self.pair.value_and_grad(x)
-        elif self._fast is not None:
-            if self.bad_evaluations:
-                self._refuse_nonfinite(x)
-            f, g = self._fast(x)
-        else:
-            f, g = self._from_output(
-                self.fun(self.x_dict(x, True, owned=self.private_x), *self.args)
-            )
+        try:
+            if self.ad is not None:
+                f, g = self.ad.value_and_grad(x, owned=self.private_x)
+            elif self.pair is not None:
+                f, g = self.pair.value_and_grad(x)
+            elif self._fast is not None:
+                if self.bad_evaluations:
+                    self._refuse_nonfinite(x)
+                f, g = self._fast(x)
+            else:
+                f, g = self._from_output(
+                    self.fun(self.x_dict(x, True, owned=self.private_x), *self.args)
+                )
+        except Exception as exc:
+            if not self.continue_on_error:
+                raise
+            return self._failed(exc, x, gradient=True)
         self.nfev += 1
         self.njev += 1
         if self.on_eval is not None:
@@ -407,7 +469,12 @@ class Objective:
     def value(self, x: np.ndarray) -> float:
         """The objective's value alone (a ``(value, grad)`` pair is accepted when jac=True)."""
         # a (value, grad) objective differentiates its inputs, so they must require grad
-        out = self.fun(self.x_dict(x, self.mode == "pair"), *self.args)
+        try:
+            out = self.fun(self.x_dict(x, self.mode == "pair"), *self.args)
+        except Exception as exc:
+            if not self.continue_on_error:
+                raise
+            return self._failed(exc, x, gradient=False)
         if self.mode == "pair" and _pair(out):
             out = out[0]
         f = scalar_to_float(out)
@@ -420,7 +487,12 @@ class Objective:
         """``jac(x_dict, *args)`` as a float64 vector."""
         if self.user_jac is None:
             raise RuntimeError("no jac callable")  # pragma: no cover - driver invariant
-        out = self.user_jac(self.x_dict(x, True), *self.args)
+        try:
+            out = self.user_jac(self.x_dict(x, True), *self.args)
+        except Exception as exc:
+            if not self.continue_on_error:
+                raise
+            return self._failed(exc, x, gradient=None)
         _, g = self.codec.flatten(None, values_by_key(out, self.layout, what="result of jac"))
         self.njev += 1
         if self.on_eval is not None:
@@ -447,6 +519,8 @@ class Objective:
                 None, values_by_key(res, self.layout, what="result of hessp")
             )
         self.nhev += 1
+        if self.negate:
+            out = -out
         if not _all_finite(out) and self.nonfinite != "pass":
             raise NonFiniteError(
                 "the Hessian-vector product is not finite for key(s) "
@@ -464,6 +538,8 @@ class Objective:
                 raise RuntimeError("no hess callable")  # pragma: no cover - driver invariant
             h = dense_hessian(self.user_hess(self.x_dict(x, True), *self.args), self.layout)
         self.nhev += 1
+        if self.negate:
+            h = -h  # (sparse matrices and LinearOperators negate too)
         if self.nonfinite == "pass":
             return h
         if type(h) is not np.ndarray:  # a sparse matrix or a LinearOperator, as SciPy takes
@@ -489,6 +565,27 @@ class Objective:
         """The norm of the gradient computed at ``x`` among the last points, else NaN."""
         entry = self._recent_at(x)
         return math.nan if entry is None else entry[2]
+
+
+#: this package's folder: an exception whose innermost frame is here is one of its own errors
+#: about the user's input (a shape or key mismatch, a non-scalar value), never a trial point's
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+
+
+def counts_as_failure(exc: BaseException) -> bool:
+    """Whether ``error_handling='continue'`` may turn ``exc`` into a bad point: any
+    ``Exception`` raised in the user's code (or a framework it calls), but not
+    ``StopIteration`` and not the errors this package raises about malformed input
+    (KeyboardInterrupt and SystemExit are not ``Exception`` and always propagate).
+    """
+    if not isinstance(exc, Exception) or isinstance(exc, StopIteration):
+        return False
+    tb = exc.__traceback__
+    if tb is None:
+        return True
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return not tb.tb_frame.f_code.co_filename.startswith(_PACKAGE_DIR)
 
 
 def dense_hessian(out: Any, layout: Layout) -> np.ndarray:
@@ -569,6 +666,7 @@ __all__ = [
     "Mode",
     "NonFiniteError",
     "Objective",
+    "counts_as_failure",
     "dense_hessian",
     "float64_array",
     "is_matrix_like",

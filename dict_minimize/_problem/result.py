@@ -11,13 +11,13 @@ import contextlib
 import copy
 import math
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 import scipy.optimize
 
-from dict_minimize._problem.objective import Objective
+from dict_minimize._problem.objective import Objective, float64_array, is_matrix_like
 from dict_minimize._problem.trace import Monitor
 from dict_minimize._structure.layout import Layout
 from dict_minimize._structure.types import Codec
@@ -42,7 +42,10 @@ class OptimizeResult(scipy.optimize.OptimizeResult):
         success: whether SciPy reports success.
         status: SciPy's termination code (99: a callback raised ``StopIteration``).
         message: SciPy's description of the termination.
+        nonfinite_count: evaluations after ``x0`` that were not finite (``nonfinite='inf'``).
+        exception_count: evaluations after ``x0`` that raised (``error_handling='continue'``).
 
+    With ``maximize=True``, ``fun`` and ``jac`` are those of the function maximized.
     Every other field SciPy returns (``hess_inv``, ``maxcv``, ...) is kept unchanged, on the
     flat float64 vector in the layout's order. For trust-constr, SciPy's list of constraint
     Jacobians moves from ``jac`` to ``constr_jac``, and ``jac`` holds the objective's gradient.
@@ -54,7 +57,17 @@ class OptimizeResult(scipy.optimize.OptimizeResult):
         ...                {"a": np.ones(3)})
         >>> res.success, res.x["a"].shape, res.fun < 1e-12
         (True, (3,), True)
+
+    ``print(res)`` (``str``) gives a short convergence report, never an array: the outcome,
+    the value, the gradient's norm, the counts, the time when traced and ``x``'s keys and
+    shapes; ``repr`` stays SciPy's listing of every field (see [The result](guide/result.md)).
+
+        >>> print(str(res).splitlines()[0])
+        OptimizeResult: success (status 0)
     """
+
+    def __str__(self) -> str:
+        return report(self)
 
 
 class PrecisionWarning(UserWarning):
@@ -67,6 +80,153 @@ class PrecisionWarning(UserWarning):
     """
 
 
+#: how many characters of x's keys and shapes the report shows (the rest is counted)
+_KEYS_SHOWN = 240
+#: the longest message the report shows in full
+_MESSAGE_SHOWN = 400
+
+
+def report(res: Any) -> str:
+    """A result as a short convergence report (what ``str(res)`` gives).
+
+    Reads only what the result holds (nothing is evaluated) and shows no array: scalars, the
+    norms of ``jac`` (or least_squares' ``grad``) and of vector residuals, and ``x`` as its
+    keys with their shapes, the first few in full and the rest counted.
+    """
+    get = res.get
+    head = "success" if get("success") else "FAILED"
+    lines = [f"OptimizeResult: {head} (status {get('status', '?')})"]
+    message = str(get("message", ""))
+    if len(message) > _MESSAGE_SHOWN:
+        message = message[: _MESSAGE_SHOWN - 3] + "..."
+    if message:
+        lines.append(f"  message: {message}")
+    values = []
+    fun = get("fun")
+    if isinstance(fun, (int, float, np.number)):
+        values.append(f"fun: {float(fun):.10g}")
+    elif fun is not None:
+        n, norm = _size_and_norm(fun)
+        values.append(f"fun: {n} residuals, norm {norm:.6g}")
+    for field in ("cost", "optimality", "maxcv", "constr_violation"):
+        value = get(field)
+        if isinstance(value, (int, float, np.number)):
+            values.append(f"{field}: {float(value):.6g}")
+    gradient = get("grad") if get("grad") is not None else get("jac")
+    if gradient is not None and (get("grad") is not None or not _is_array_like(fun)):
+        values.append(f"|grad|: {_size_and_norm(gradient)[1]:.6g}")
+    if values:
+        lines.append("  " + "   ".join(values))
+    counts = [f"{c}: {get(c)}" for c in ("nit", "nfev", "njev", "nhev") if get(c) is not None]
+    ran = [
+        f"{c} {get(c + '_ran')}"
+        for c in ("nfev", "njev", "nhev")
+        if get(c + "_ran") is not None and get(c + "_ran") != get(c, 0)
+    ]
+    if ran:
+        counts.append(f"(ran: {', '.join(ran)})")
+    if counts:
+        lines.append("  " + "   ".join(counts))
+    extra = [
+        f"{label}: {get(field)}"
+        for field, label in (("nonfinite_count", "nonfinite"), ("exception_count", "exceptions"))
+        if get(field) is not None
+    ]
+    trace = get("trace")
+    seconds = get("time")
+    if seconds is None and trace is not None and len(getattr(trace, "_time", ())):
+        seconds = trace.time[-1]
+    if isinstance(seconds, (int, float, np.number)) and math.isfinite(seconds):
+        extra.append(f"time: {float(seconds):.3g} s")
+    if trace is not None and hasattr(trace, "__len__"):
+        extra.append(f"trace: {len(trace)} rows")
+    if get("exception") is not None:
+        extra.append(f"exception: {get('exception')}")
+    if isinstance(get("starts"), list):
+        extra.append(f"starts: {len(get('starts'))} (best: {get('best_index')})")
+    if extra:
+        lines.append("  " + "   ".join(extra))
+    if "x" in res:
+        lines.append(f"  x: {_describe(get('x'))}")
+    return "\n".join(lines)
+
+
+def _is_array_like(value: Any) -> bool:
+    return value is not None and not isinstance(value, (int, float, np.number))
+
+
+def _leaves(value: Any, path: str = "") -> list[tuple[str, Any]]:
+    """(path, leaf) pairs of a nested result entry (mappings, lists, tuples)."""
+    if isinstance(value, Mapping):
+        out = []
+        for k, v in value.items():
+            out.extend(_leaves(v, f"{path}[{k!r}]" if path else repr(k)))
+        return out
+    if isinstance(value, (list, tuple)) and not hasattr(value, "shape"):
+        out = []
+        for i, v in enumerate(value):
+            out.extend(_leaves(v, f"{path}[{i}]"))
+        return out
+    return [(path, value)]
+
+
+def _shape(leaf: Any) -> tuple[int, ...]:
+    shape = getattr(leaf, "shape", None)
+    if shape is None:
+        return ()
+    try:
+        return tuple(int(d) for d in shape)
+    except (TypeError, ValueError):  # an unknown dimension
+        return ()
+
+
+def _size_and_norm(value: Any) -> tuple[int, float]:
+    """The number of scalars in ``value`` (a tensor, a matrix or a nested dict of tensors) and
+    their Euclidean norm (NaN when they cannot be read as real numbers)."""
+    if is_matrix_like(value):
+        data = np.asarray(getattr(value, "data", np.full(1, np.nan)), dtype=np.float64)
+        return int(np.prod(value.shape)), float(np.linalg.norm(data))
+    total, squares = 0, 0.0
+    for _, leaf in _leaves(value):
+        try:
+            arr = float64_array(leaf, "a result entry")
+        except TypeError:
+            return total, math.nan
+        total += arr.size
+        squares += float(np.dot(arr.ravel(), arr.ravel()))
+    return total, math.sqrt(squares)
+
+
+def _describe(x: Any) -> str:
+    """``x`` in one line: its type, keys and shapes (the first few), sizes, framework, dtype."""
+    leaves = _leaves(x)
+    if len(leaves) == 1 and leaves[0][0] == "":
+        leaf = leaves[0][1]
+        return f"{type(leaf).__name__} of shape {_shape(leaf)}"
+    size = sum(int(np.prod(_shape(leaf))) for _, leaf in leaves)
+    first = leaves[0][1] if leaves else None
+    framework = type(first).__module__.split(".")[0] if first is not None else ""
+    framework = {"jaxlib": "jax"}.get(framework, framework)
+    dtype = getattr(first, "dtype", None)
+    dtype_name = str(getattr(dtype, "name", dtype)).replace("torch.", "")
+    kind = f"{framework} {dtype_name}".strip() if dtype is not None else framework
+    shown: list[str] = []
+    used = 0
+    for path, leaf in leaves:
+        item = f"{path} {_shape(leaf)}"
+        if used + len(item) > _KEYS_SHOWN and shown:
+            break
+        shown.append(item)
+        used += len(item) + 2
+    rest = len(leaves) - len(shown)
+    more = f", ... and {rest:,} more" if rest else ""
+    return (
+        f"{type(x).__name__} of {len(leaves):,} {'entry' if len(leaves) == 1 else 'entries'} "
+        f"({size:,} scalars, {kind}): "
+        f"{', '.join(shown)}{more}"
+    )
+
+
 def _result(res: Any, layout: Layout, codec: Codec, run: Objective) -> OptimizeResult:
     out = OptimizeResult(res)
     out["x"] = layout.build(
@@ -76,14 +236,19 @@ def _result(res: Any, layout: Layout, codec: Codec, run: Objective) -> OptimizeR
     if "grad" in res and isinstance(jac, list):  # trust-constr: jac holds the constraints'
         out["constr_jac"] = jac
         jac = res.grad
+    negate = run.negate  # maximize=True: SciPy saw -fun; the result is in the user's sign
     if isinstance(jac, np.ndarray) and jac.shape == (layout.n,) and jac.dtype.kind in "fiu":
         # (the codec copies: the result never shares memory with SciPy's arrays)
         flat_jac = jac if jac.dtype == np.float64 else jac.astype(np.float64)
+        if negate:
+            flat_jac = -flat_jac
         out["jac"] = layout.build(codec.unflatten(flat_jac, for_objective=False))
     else:
         out["jac"] = None
     fun = res.fun
     out["fun"] = fun if type(fun) is float else float(np.asarray(fun).reshape(()))
+    if negate:
+        out["fun"] = -out["fun"]
     out["success"] = bool(res.get("success", False))
     out["status"] = int(res.get("status", 0))
     out["message"] = str(res.get("message", ""))
@@ -175,7 +340,7 @@ def _first_row(monitor: Monitor, run: Objective) -> Callable:
     def first(x: np.ndarray, f: float, g: np.ndarray | None) -> None:
         norm = math.nan if g is None else float(np.linalg.norm(g))
         row_x = run.x_dict(x, False) if monitor.keep_x else None
-        monitor.first(f, norm, run.nfev, run.njev, row_x, flat_x=x)
+        monitor.first(run.sign * f, norm, run.nfev, run.njev, row_x, flat_x=x)
 
     return first
 

@@ -407,12 +407,14 @@ def _uniform_starts(
     return [_from_flat(rng.uniform(lb, ub), layout, codec) for _ in range(n)]
 
 
-def _best_index(results: Sequence[Any]) -> int:
-    """The lowest finite objective (a successful run first on ties); 0 if none is finite."""
+def _best_index(results: Sequence[Any], maximize: bool = False) -> int:
+    """The lowest finite objective (the highest with ``maximize``; a successful run first on
+    ties); 0 if none is finite."""
     best, key = 0, (math.inf, True)
     for i, r in enumerate(results):
         f = r.get("fun", math.nan)
         f = float(f) if f is not None else math.nan
+        f = -f if maximize else f
         k = (f if math.isfinite(f) else math.inf, not bool(r.get("success", False)))
         if k < key:
             best, key = i, k
@@ -456,7 +458,8 @@ def multistart(
         **options: every other keyword of :func:`~dict_minimize.minimize`.
 
     Returns:
-        OptimizeResult: the start with the lowest finite ``fun`` (a successful one on ties),
+        OptimizeResult: the start with the lowest finite ``fun`` (the highest with
+            ``maximize=True``; a successful one on ties),
             with ``starts`` (every start's result, in draw order, each with its start point
             as ``x0``; the best is among them) and ``best_index`` (its position there).
 
@@ -492,7 +495,7 @@ def multistart(
     )
     for r, x0 in zip(results, x0s, strict=True):
         r["x0"] = x0
-    best = _best_index(results)
+    best = _best_index(results, bool(options.get("maximize", False)))
     out = OptimizeResult(results[best])
     out["starts"] = results
     out["best_index"] = best

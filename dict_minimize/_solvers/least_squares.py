@@ -344,6 +344,22 @@ def _check_bounds(bounds: Any, x0: np.ndarray, layout: Layout) -> None:
         )
 
 
+def refuse_conveniences(where: str, maximize: Any, error_handling: Any) -> None:
+    """``maximize`` and ``error_handling='continue'`` are :func:`minimize`'s: refuse them here
+    with the reason (residual solvers drive residuals to zero and need them finite)."""
+    if maximize is not False:
+        raise ValueError(
+            f"{where} takes no maximize=True: it drives residuals to zero (a sum of squares has "
+            "no maximum); to maximize a scalar objective use minimize(..., maximize=True)"
+        )
+    if error_handling != "raise":
+        raise ValueError(
+            f"{where} takes only error_handling='raise' (got {error_handling!r}): SciPy's "
+            f"{where} needs every residual finite, so a failed evaluation cannot become a bad "
+            "point; minimize(..., error_handling='continue') can"
+        )
+
+
 def _check_real(x0: Any) -> None:
     """SciPy's ``ValueError("`x0` must be real.")`` for a complex NumPy entry, naming it."""
     if not isinstance(x0, Mapping):
@@ -383,6 +399,8 @@ def least_squares(
     backend: str | None = None,
     jit: bool | None = None,
     threads: int | str | None = "auto",
+    maximize: bool = False,
+    error_handling: str = "raise",
 ) -> OptimizeResult:
     """``scipy.optimize.least_squares`` with ``x0`` (and the result) a dict of tensors.
 
@@ -438,6 +456,12 @@ def least_squares(
             ``"auto"`` a slow first evaluation lifts SciPy's cap too (its LAPACK work on the
             Jacobian grows with the residuals).
 
+        maximize: only ``False``: a sum of squares has no maximum (use
+            :func:`~dict_minimize.minimize` with ``maximize=True`` for a scalar objective).
+        error_handling: only ``'raise'``: SciPy's least-squares methods need every residual
+            finite, so a failed evaluation cannot become a bad point (``minimize`` takes
+            ``'continue'``).
+
     Returns:
         OptimizeResult: SciPy's fields, with ``x`` and ``grad`` (``J^T r``, the gradient of the
         cost) as dicts like ``x0``, ``active_mask`` as a dict of int arrays shaped like ``x0``'s
@@ -458,6 +482,7 @@ def least_squares(
     """
     args = check_common(fun, x0, args, backend, jit)
     threads = check_threads(threads)
+    refuse_conveniences("least_squares", maximize, error_handling)
     if method not in LSQ_METHODS:
         raise ValueError(f"`method` must be 'trf', 'dogbox' or 'lm'; got {method!r}")
     if bounds is not None and (lb_dict is not None or ub_dict is not None):

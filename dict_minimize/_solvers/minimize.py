@@ -11,6 +11,7 @@ import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import numpy as np
 import scipy.optimize
 
 from dict_minimize._errors import type_name, unknown_keyword
@@ -70,6 +71,8 @@ def minimize(
     time_limit: float | None = None,
     threads: int | str | None = "auto",
     log: str | os.PathLike[str] | None = None,
+    error_handling: str = "raise",
+    maximize: bool = False,
     **unknown: Any,
 ) -> OptimizeResult:
     """Minimize a scalar function of a dict of tensors with ``scipy.optimize.minimize``.
@@ -189,6 +192,21 @@ def minimize(
             :func:`~dict_minimize.read_log` gives the trace back (the rows ``trace=True``
             gives), from any process, during the run or after it ended or crashed. A file
             that exists gets one more run. See [History and TensorBoard](guide/history.md).
+        error_handling: ``'raise'`` (the default): an exception from ``fun`` (or ``jac``)
+            propagates. ``'continue'``: an exception at a trial point after ``x0`` makes that
+            point worse than every point seen, exactly as a non-finite value does under
+            ``nonfinite='inf'`` (whatever ``nonfinite`` says), and the run goes on; ``nfev``
+            counts those evaluations, ``res.exception_count`` holds their number and the
+            message names the first. An exception at ``x0`` still raises, and so do
+            ``KeyboardInterrupt``, ``SystemExit``, ``StopIteration`` and this package's own
+            errors about malformed output (a gradient's wrong shape or keys, a non-scalar
+            value). See [Failure modes](guide/failure-modes.md).
+        maximize: ``True`` maximizes ``fun`` (SciPy minimizes ``-fun``); ``fun``, ``jac``,
+            ``hess`` and ``hessp`` are written for the function to maximize, as usual, and
+            the result's ``fun`` and ``jac``, the trace and callbacks'
+            ``intermediate_result.fun`` are in that sign: ``res.fun`` is the maximum. SciPy's
+            other fields (``hess_inv``) stay those of ``-fun``. See
+            [The result](guide/result.md).
 
     Returns:
         OptimizeResult: ``x`` and ``jac`` are dicts like ``x0``; ``fun`` is a float; ``nfev``,
@@ -242,6 +260,8 @@ def minimize(
         time_limit=time_limit,
         threads=threads,
         log=log,
+        error_handling=error_handling,
+        maximize=maximize,
     )
 
 
@@ -272,6 +292,8 @@ def solve(
     threads: Any = "auto",
     scipy_bounds: Any = None,
     log: Any = None,
+    error_handling: str = "raise",
+    maximize: bool = False,
 ) -> OptimizeResult:
     """:func:`minimize`, with the choices the drop-in API makes differently.
 
@@ -287,6 +309,10 @@ def solve(
         raise TypeError(f"options must be a dict; got a {type_name(options)}")
     if nonfinite not in ("inf", "raise", "pass"):
         raise ValueError(f"nonfinite must be 'inf', 'raise' or 'pass'; got {nonfinite!r}")
+    if error_handling not in ("raise", "continue"):
+        raise ValueError(f"error_handling must be 'raise' or 'continue'; got {error_handling!r}")
+    if not isinstance(maximize, (bool, np.bool_)):
+        raise TypeError(f"maximize must be True or False; got a {type_name(maximize)}")
     record, keep_x = check_trace_arg(trace)
     limit = check_time_limit(time_limit)
     log_path = check_log_arg(log)
@@ -352,6 +378,8 @@ def solve(
         nonfinite,
         compat,
         track_last,
+        error_handling,
+        bool(maximize),
     )
 
     fun_flat, jac_flat, hess_flat, hessp_flat = _flat_functions(

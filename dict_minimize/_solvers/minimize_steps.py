@@ -121,6 +121,7 @@ def _wrap_callback(
             x, f = np.asarray(intermediate_result), None
         if f is None:
             f = run.f_at(x)
+        user_f = None if f is None else run.sign * f  # maximize: in the user's sign
         run.nit += 1
         stop = False
         norm = math.nan
@@ -133,13 +134,15 @@ def _wrap_callback(
             )
         if monitor is not None:
             row_x = run.x_dict(x, False) if monitor.keep_x else None
-            stop = monitor.iteration(run.nit, f, norm, run.nfev, run.njev, row_x, flat_x=x)
+            stop = monitor.iteration(run.nit, user_f, norm, run.nfev, run.njev, row_x, flat_x=x)
         try:
             if takes_result:
                 assert callback is not None
                 fields = dict(intermediate_result) if is_result else {}
+                if run.negate:
+                    _user_sign(fields, n)
                 fields["x"] = run.x_dict(x, False)
-                fields["fun"] = None if f is None else float(f)
+                fields["fun"] = None if user_f is None else float(user_f)
                 fields.setdefault("nit", run.nit)
                 fields["nfev"], fields["njev"] = run.nfev, run.njev
                 fields["grad_norm"] = norm
@@ -147,6 +150,8 @@ def _wrap_callback(
             elif callback is not None and with_state and is_result:
                 # SciPy's trust-constr form: callback(xk, state), state with x as a dict too
                 state = OptimizeResult(intermediate_result)
+                if run.negate:
+                    _user_sign(state, n)
                 state["x"] = run.x_dict(x, False)
                 out = callback(run.x_dict(x, False), state)
             elif callback is not None:
@@ -170,6 +175,17 @@ def _wrap_callback(
 
         return tnc_callback
     return scipy_callback
+
+
+def _user_sign(fields: dict, n: int) -> None:
+    """SciPy's per-iteration fields of ``-fun`` (``maximize=True``) in the user's sign: the
+    value and the objective's gradient (trust-constr's ``grad``, a method's ``jac``)."""
+    for name in ("fun", "grad", "jac"):
+        value = fields.get(name)
+        if isinstance(value, (float, np.floating)) or (
+            isinstance(value, np.ndarray) and value.shape in ((), (n,))
+        ):
+            fields[name] = -value
 
 
 def _normalize_method(method: Any, has_bounds: bool, has_constraints: bool) -> Any:
@@ -283,6 +299,8 @@ def _make_objective(
     nonfinite: str,
     compat: bool,
     track_last: bool,
+    error_handling: str = "raise",
+    maximize: bool = False,
 ) -> Objective:
     """The objective SciPy calls: the user's ``fun`` on the flat vector, with the backend's
     autodiff or compiled pair where the mode asks for them."""
@@ -323,6 +341,8 @@ def _make_objective(
         private_x=uses_gradient and name != "_custom",
         x0_nonfinite="warn" if compat else "raise",
         finite_substitute=uses_gradient and name != "_custom",
+        error_handling=error_handling,
+        maximize=maximize,
     )
 
 
@@ -447,7 +467,8 @@ def _finish(
     out = _result(res, layout, codec, run)
     if constraint_calls is not None:
         out["nfev_constraints"] = constraint_calls()
-    if nonfinite != "pass" and run.is_substitute(out.fun) and run.best_x is not None:
+    substituted = run.is_substitute(run.sign * out.fun)
+    if (nonfinite != "pass" or run.exception_count) and substituted and run.best_x is not None:
         out = _best_result(
             run,
             layout,
@@ -457,12 +478,19 @@ def _finish(
             out.status,
         )
     out["nonfinite_count"] = run.bad_evaluations
+    out["exception_count"] = run.exception_count
     if monitor is not None and monitor.timed_out and out.message == _STOP_MESSAGE:
         # SciPy's stop for a callback's StopIteration: status 99 (trust-constr: 3)
         out["message"] = monitor.limit_message(out.nit)
     elif monitor is not None and monitor.timed_out and name == "cobyqa":
         # COBYQA's stop (status 3) is a success when the user asks; the time limit is not one
         out["message"], out["success"] = monitor.limit_message(out.nit), False
+    if run.exception_count:
+        out["message"] += (
+            f" (dict_minimize: {run.exception_count} evaluation(s) raised and counted as worse "
+            f"than every point seen, error_handling='continue'; the first: "
+            f"{run.exception_summary})"
+        )
     _add_trace(out, monitor, final=True)
     if run.bad_evaluations:
         keys = (

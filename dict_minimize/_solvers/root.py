@@ -13,7 +13,11 @@ from scipy.optimize import root as scipy_root
 from dict_minimize._errors import type_name
 from dict_minimize._problem.prepare import check_common, prepare
 from dict_minimize._problem.result import OptimizeResult
-from dict_minimize._solvers.least_squares import ResidualProblem, user_jacobian
+from dict_minimize._solvers.least_squares import (
+    ResidualProblem,
+    refuse_conveniences,
+    user_jacobian,
+)
 from dict_minimize._threads import check_threads, solve_threads, timed_first
 
 #: every method of ``scipy.optimize.root``
@@ -64,6 +68,8 @@ def root(
     backend: str | None = None,
     jit: bool | None = None,
     threads: int | str | None = "auto",
+    maximize: bool = False,
+    error_handling: str = "raise",
 ) -> OptimizeResult:
     """``scipy.optimize.root`` with ``x0`` (and the result) a dict of tensors.
 
@@ -92,6 +98,9 @@ def root(
             ``"auto"`` a slow first evaluation lifts SciPy's cap too (its LAPACK work on the
             Jacobian grows with the residuals).
 
+        maximize: only ``False`` (a root has nothing to maximize).
+        error_handling: only ``'raise'``: SciPy's root methods need every residual finite.
+
     Returns:
         OptimizeResult: SciPy's fields, with ``x`` a dict like ``x0`` and ``fun`` the residuals
         at ``x`` (float64 NumPy arrays in the user's shape, a dict when ``fun`` returns one).
@@ -106,6 +115,7 @@ def root(
     """
     args = check_common(fun, x0, args, backend, jit)
     threads = check_threads(threads)
+    refuse_conveniences("root", maximize, error_handling)
     if not isinstance(method, str) or method.lower() not in ROOT_METHODS:
         raise ValueError(f"method must be one of {ROOT_METHODS}; got {method!r}")
     method = method.lower()  # as SciPy takes it
