@@ -14,6 +14,7 @@ import scipy.optimize
 
 from dict_minimize._errors import type_name, unknown_keyword
 from dict_minimize._problem.constraints import make_constraints
+from dict_minimize._problem.methods import NLOPT_PREFIX
 from dict_minimize._problem.prepare import check_common, prepare
 from dict_minimize._problem.prepare import prepare_x0 as _prepare_x0  # noqa: F401 (re-exported)
 from dict_minimize._problem.result import (  # noqa: F401 (OptimizeResult, PrecisionWarning, _note re-exported)
@@ -379,6 +380,9 @@ def solve(
     caps = solve_threads(threads, layout.n, be)
     if getattr(caps, "lift", False):
         run.on_first = _timed_first(run.on_first, caps)
+    solver = None
+    if name.startswith(NLOPT_PREFIX):  # NLopt's algorithms, on the same flat problem
+        from dict_minimize._solvers.nlopt import minimize_nlopt as solver
     res, stopped = _call_scipy(
         run,
         monitor,
@@ -387,6 +391,7 @@ def solve(
         constraint_calls if flat_constraints else None,
         fun_flat,
         x0_flat,
+        solver=solver,
         method=method if isinstance(method, str) else meth,  # SciPy's warnings name it
         jac=jac_flat,
         bounds=bounds,
