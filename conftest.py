@@ -29,7 +29,10 @@ NEEDS = {
 }
 
 #: modules that import without the framework, but whose docstring examples use it
-EXAMPLES_NEED = {"torch": ["dict_minimize/_solvers/implicit.py"]}
+EXAMPLES_NEED = {
+    "torch": ["dict_minimize/_solvers/implicit.py"],
+    "nlopt": ["dict_minimize/_solvers/nlopt.py"],
+}
 
 collect_ignore = [
     path

@@ -39,6 +39,12 @@ class Method:
         needs_bounds: whether it needs finite bounds on every variable (NLopt's global
             algorithms search the whole box).
         description: what it is, in a few words.
+
+    Example:
+        >>> from dict_minimize import methods
+        >>> mma = next(m for m in methods() if m.name == "nlopt:ld_mma")
+        >>> mma.gradient, mma.bounds, sorted(mma.constraints), mma.extra
+        (True, True, ['ineq'], 'nlopt')
     """
 
     name: str
@@ -222,8 +228,8 @@ def unknown_method_message(method: str) -> str:
     """``unknown method 'x'; did you mean ...? expected one of ...`` for a misspelt name.
 
     Example:
-        >>> print(unknown_method_message("lbfgsb"))  # doctest: +ELLIPSIS
-        unknown method 'lbfgsb'; did you mean 'l-bfgs-b'? expected one of nelder-mead, ...
+        >>> print(unknown_method_message("trust_constr"))  # doctest: +ELLIPSIS
+        unknown method 'trust_constr'; did you mean 'trust-constr' or 'trust-exact'? expected ...
     """
     key = method.lower().strip()
     candidates = list(ALIASES)
@@ -231,12 +237,12 @@ def unknown_method_message(method: str) -> str:
     bare = {c[len(NLOPT_PREFIX) :]: c for c in candidates if c.startswith(NLOPT_PREFIX)}
     close = difflib.get_close_matches(key, candidates, n=3, cutoff=0.6)
     close += [bare[c] for c in difflib.get_close_matches(key, list(bare), n=3, cutoff=0.75)]
-    seen: dict[str, None] = {}
+    seen: dict[str, str] = {}  # one spelling per method: the registry's name -> the closest
     for c in close:
-        seen.setdefault(c, None)
+        seen.setdefault(ALIASES[c], c)
     guess = ""
     if seen:
-        quoted = [repr(c) for c in list(seen)[:3]]
+        quoted = [repr(c) for c in list(seen.values())[:3]]
         guess = "did you mean " + (" or ".join(quoted) if len(quoted) < 3 else _either(quoted))
         guess += "? "
     return (
@@ -256,28 +262,29 @@ class MethodTable(tuple):
     ``str`` is a plain-text table (no pandas needed)."""
 
     def __str__(self) -> str:
-        head = (
-            f"{'method':<30} {'gradient':<8} {'bounds':<6} {'constraints':<11} "
-            f"{'hessian':<9} {'extra':<14} description"
+        head = ("method", "gradient", "bounds", "constraints", "hessian", "extra", "description")
+        rows = [head] + [_cells(m, m.installed) for m in self]
+        widths = [max(len(r[i]) for r in rows) for i in range(len(head) - 1)]
+        return "\n".join(
+            "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + r[-1]
+            for r in rows
         )
-        return "\n".join([head] + [_row(m, m.installed) for m in self])
 
     def __repr__(self) -> str:
         return f"MethodTable({len(self)} methods)"
 
 
-def _row(m: Method, installed: bool) -> str:
+def _cells(m: Method, installed: bool) -> tuple[str, ...]:
     cons = "eq, ineq" if m.constraints == _EQ_INEQ else ", ".join(sorted(m.constraints)) or "-"
     second = "hess, hessp" if m.hess and m.hessp else "hess" if m.hess else "-"
-    if m.extra is None:
-        extra = "-"
-    else:
-        extra = f"[{m.extra}]" + ("" if installed else " missing")
+    extra = "-" if m.extra is None else f"[{m.extra}]" + ("" if installed else " missing")
     bounds = "needed" if m.needs_bounds else "yes" if m.bounds else "-"
-    return (
-        f"{m.name:<30} {'yes' if m.gradient else '-':<8} {bounds:<6} {cons:<11} "
-        f"{second:<9} {extra:<14} {m.description}"
-    )
+    gradient = "yes" if m.gradient else "-"
+    return (m.name, gradient, bounds, cons, second, extra, m.description)
+
+
+def _row(m: Method, installed: bool) -> str:
+    return "  ".join(_cells(m, installed))
 
 
 def methods() -> MethodTable:

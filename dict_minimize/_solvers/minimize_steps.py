@@ -16,7 +16,7 @@ import numpy as np
 import scipy.optimize
 
 from dict_minimize._errors import fmt_keys, type_name
-from dict_minimize._problem.methods import REGISTRY, names, resolve
+from dict_minimize._problem.methods import NLOPT_PREFIX, REGISTRY, names, resolve
 from dict_minimize._problem.objective import Aborted, Mode, Objective
 from dict_minimize._problem.prepare import prepare_x0 as _prepare_x0  # noqa: F401 (re-exported)
 from dict_minimize._problem.result import (  # noqa: F401 (OptimizeResult, PrecisionWarning re-exported)
@@ -297,7 +297,8 @@ def _make_objective(
         # be a reference, not a copy. A custom method may reuse its buffer, so not there.
         private_x=uses_gradient and name != "_custom",
         x0_nonfinite="warn" if compat else "raise",
-        finite_substitute=uses_gradient and name != "_custom",
+        # NLopt's model-based methods (COBYLA, BOBYQA) loop or stall on +inf: a finite value
+        finite_substitute=(uses_gradient or name.startswith(NLOPT_PREFIX)) and name != "_custom",
     )
 
 
