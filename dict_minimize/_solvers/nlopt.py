@@ -51,7 +51,12 @@ _STOPPING = ("xtol_rel", "xtol_abs", "ftol_rel", "ftol_abs", "maxeval", "maxtime
 #: the stopping rule where the user gives none (NLopt's own default is to never stop)
 DEFAULT_STOP = {"xtol_rel": 1e-8, "ftol_abs": 1e-14, "maxeval": 100_000}
 #: SciPy's spellings, pointed to NLopt's in the message for an unknown option
-_SCIPY_SPELLINGS = {"maxiter": "maxeval", "maxfev": "maxeval", "ftol": "ftol_rel", "xtol": "xtol_rel"}
+_SCIPY_SPELLINGS = {
+    "maxiter": "maxeval",
+    "maxfev": "maxeval",
+    "ftol": "ftol_rel",
+    "xtol": "xtol_rel",
+}
 #: NLopt's result codes: (name, meaning)
 RESULTS = {
     1: ("SUCCESS", "NLopt reports success"),
@@ -227,7 +232,7 @@ class _Run:
                     if self.callback is not None:
                         self.callback(scipy.optimize.OptimizeResult(x=x, fun=f, nit=self.nit))
             return f
-        except BaseException as exc:  # noqa: BLE001 (raised again once NLopt has returned)
+        except BaseException as exc:
             return self._stop(exc)
 
     def constraint(self, rows: list[_Rows], kind: str) -> Callable:
@@ -251,7 +256,7 @@ class _Run:
                 result[:] = np.concatenate(vals)
                 if grad.size:
                     grad[:] = np.concatenate(jacs, axis=0)
-            except BaseException as exc:  # noqa: BLE001 (raised again once NLopt has returned)
+            except BaseException as exc:
                 self._stop(exc)
 
         return fc
