@@ -243,16 +243,19 @@ class _Run:
                 return
             try:
                 x = np.array(x_nlopt, dtype=np.float64)
-                vals, jacs = [], []
+                vals: list[np.ndarray] = []
+                jacs: list[np.ndarray] = []
                 for r in rows:
                     c = r.values(x)
                     J = r.jacobian(x, c) if grad.size else None
                     if kind == "eq":
                         vals.append(c[r.eq] - r.lb[r.eq])
-                        jacs.append(None if J is None else J[r.eq])
+                        if J is not None:
+                            jacs.append(J[r.eq])
                     else:
                         vals += [c[r.up] - r.ub[r.up], r.lb[r.lo] - c[r.lo]]
-                        jacs += [None, None] if J is None else [J[r.up], -J[r.lo]]
+                        if J is not None:
+                            jacs += [J[r.up], -J[r.lo]]
                 result[:] = np.concatenate(vals)
                 if grad.size:
                     grad[:] = np.concatenate(jacs, axis=0)
