@@ -282,6 +282,24 @@ def test_roundoff_limited_is_reported() -> None:
 
 
 @needs_nlopt
+def test_forced_stop_is_a_result() -> None:
+    """NLopt's own way to stop from the objective: raising nlopt.ForcedStop."""
+    import nlopt
+
+    calls = []
+
+    def fun(d):
+        calls.append(1)
+        if len(calls) == 6:
+            raise nlopt.ForcedStop
+        return _shifted(d)
+
+    res = minimize(fun, {"x": np.zeros(2)}, method="nlopt:sbplx")
+    assert res.status == -5 and not res.success and "FORCED_STOP" in res.message
+    assert res.fun < 18.0 and len(calls) == 6
+
+
+@needs_nlopt
 def test_callback_trace_and_iterations() -> None:
     """An iteration is an evaluation after x0 that improves on the best value so far."""
     seen, values = [], []

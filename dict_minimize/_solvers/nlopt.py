@@ -11,7 +11,8 @@ callbacks stay the driver's. What is NLopt's own:
 - NLopt has no per-iteration callback: an *iteration* is an evaluation (after ``x0``) whose
   value improves on the best value so far; ``callback``, ``trace``, ``progress`` and
   ``time_limit`` see those;
-- the options are NLopt's own names (:data:`OPTIONS`); NLopt's result code is ``status``.
+- the options are NLopt's own names (:data:`OPTIONS`); NLopt's result code is ``status``;
+  ``fun`` raising ``nlopt.ForcedStop`` ends the run with status -5, as in NLopt.
 
 ``nlopt`` is imported only when such a method runs (the ``[nlopt]`` extra).
 """
@@ -404,8 +405,8 @@ def minimize_nlopt(
             opt, run, constraints, x_start, name, float(opts.get("constraint_tol", 1e-8))
         )
     x = np.array(opt.optimize(x_start), dtype=np.float64)
-    if run.error is not None:
-        raise run.error
+    if run.error is not None and not isinstance(run.error, nlopt.ForcedStop):
+        raise run.error  # (NLopt's own way to stop, raising nlopt.ForcedStop, is a result)
     code = int(opt.last_optimize_result())
     fun_x = float(opt.last_optimum_value())
     out = scipy.optimize.OptimizeResult(
