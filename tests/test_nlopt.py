@@ -300,6 +300,29 @@ def test_forced_stop_is_a_result() -> None:
 
 
 @needs_nlopt
+def test_nlopt_before_2_10_raises_its_codes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without ``set_exceptions_enabled`` (NLopt < 2.10) NLopt raises for a failure code: the
+    result still carries the code, with the best point seen."""
+    import nlopt
+
+    monkeypatch.delattr(nlopt.opt, "set_exceptions_enabled")
+
+    def wrong(d):
+        return _shifted(d)[0], {"x": np.ones(2)}
+
+    res = minimize(wrong, {"x": np.zeros(2)}, method="nlopt:slsqp")
+    assert res.status < 0 and not res.success and res.fun == 18.0
+    res = minimize(_shifted, {"x": np.zeros(2)}, method="nlopt:lbfgs")
+    assert res.success and np.allclose(res.x["x"], 3.0)
+
+    def boom(d):
+        raise RuntimeError("boom at x0")
+
+    with pytest.raises(RuntimeError, match="boom at x0"):
+        minimize(boom, {"x": np.zeros(2)}, method="nlopt:lbfgs")
+
+
+@needs_nlopt
 def test_callback_trace_and_iterations() -> None:
     """An iteration is an evaluation after x0 that improves on the best value so far."""
     seen, values = [], []

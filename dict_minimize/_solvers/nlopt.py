@@ -390,7 +390,9 @@ def minimize_nlopt(
             "scalar of x0 (lb_dict/ub_dict or bounds=)"
         )
     opt = nlopt.opt(getattr(nlopt, name.removeprefix("nlopt:").upper()), n)
-    opt.set_exceptions_enabled(False)  # result codes, not exceptions
+    codes = hasattr(opt, "set_exceptions_enabled")  # NLopt >= 2.10
+    if codes:
+        opt.set_exceptions_enabled(False)  # result codes, not exceptions
     x_start = np.array(x0, dtype=np.float64)
     if box is not None:
         opt.set_lower_bounds(box[0])
@@ -404,11 +406,19 @@ def minimize_nlopt(
         _add_constraints(
             opt, run, constraints, x_start, name, float(opts.get("constraint_tol", 1e-8))
         )
-    x = np.array(opt.optimize(x_start), dtype=np.float64)
+    stopped = None
+    try:
+        x = np.array(opt.optimize(x_start), dtype=np.float64)
+        fun_x = float(opt.last_optimum_value())
+    except Exception as exc:  # NLopt < 2.10 raises for its failure codes
+        stopped = exc
     if run.error is not None and not isinstance(run.error, nlopt.ForcedStop):
         raise run.error  # (NLopt's own way to stop, raising nlopt.ForcedStop, is a result)
+    if stopped is not None:
+        if codes or run.best is None:
+            raise stopped
+        x, fun_x = run.best[0], run.best[1]  # (NLopt lost its point: the best seen)
     code = int(opt.last_optimize_result())
-    fun_x = float(opt.last_optimum_value())
     out = scipy.optimize.OptimizeResult(
         x=x,
         fun=fun_x,
