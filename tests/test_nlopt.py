@@ -15,13 +15,15 @@ import warnings
 import numpy as np
 import pytest
 import scipy.optimize
+from hypothesis import given
+from hypothesis import strategies as st
 
 import dict_minimize
 from dict_minimize import LinearConstraint, NonlinearConstraint, methods, minimize
 from dict_minimize._problem.methods import ALIASES, BY_NAME, REGISTRY, names, resolve
 from dict_minimize._solvers.minimize_steps import BOUNDED, GRADIENT_FREE, METHODS, TAKES_HESS
 from dict_minimize.testfunctions import ALL
-from tests.conftest import Framework, get_framework
+from tests.conftest import Framework, derandomized, get_framework
 
 HAS_NLOPT = importlib.util.find_spec("nlopt") is not None
 needs_nlopt = pytest.mark.skipif(not HAS_NLOPT, reason="NLopt is not installed")
@@ -532,3 +534,25 @@ def test_no_guess_for_a_name_far_from_all() -> None:
         ValueError, match=r"unknown method 'adam'; expected one of nelder-mead.*methods\(\)"
     ):
         minimize(_shifted, {"x": np.zeros(2)}, method="adam")
+
+
+@derandomized("NLOPT_EXAMPLES", 60)
+@given(
+    st.sampled_from(sorted(ALIASES)),
+    st.integers(0, 2**40 - 1),
+    st.text(alphabet="abcdefghijklmnopqrstuvwxyz-_:", max_size=3),
+)
+def test_any_case_resolves_and_suggestions_are_methods(alias, upper, noise) -> None:
+    """Every accepted spelling in any case gives its method; a misspelt one is a ValueError
+    whose suggestions are all spellings that resolve."""
+    cased = "".join(c.upper() if upper >> i & 1 else c for i, c in enumerate(alias))
+    assert resolve(cased) == ALIASES[alias]
+    typo = alias + noise
+    if typo.lower() in ALIASES:
+        return
+    with pytest.raises(ValueError, match="unknown method") as info:
+        resolve(typo)
+    message = str(info.value)
+    if "did you mean" in message:
+        guesses = re.findall(r"'([^']+)'", message.split("?")[0])[1:]
+        assert guesses and all(resolve(g) in BY_NAME for g in guesses)
