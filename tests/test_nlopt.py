@@ -229,7 +229,9 @@ def test_constraint_kinds_an_algorithm_cannot_take() -> None:
 @needs_nlopt
 def test_options_pass_through() -> None:
     fn = ALL["rosenbrock"]
-    res = minimize(fn.objective(), fn.x0(), method="nlopt:bobyqa", options={"maxeval": 7})
+    options = {"maxeval": 7}
+    res = minimize(fn.objective(), fn.x0(), method="nlopt:bobyqa", options=options)
+    assert options == {"maxeval": 7}  # the defaults never land in the user's dict
     assert res.nfev == 7 and res.status == 5 and not res.success
     assert res.message.startswith("NLopt: MAXEVAL_REACHED")
     res = minimize(fn.objective(), fn.x0(), method="nlopt:lbfgs", options={"stopval": 1.0})
