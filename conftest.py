@@ -32,6 +32,7 @@ NEEDS = {
 EXAMPLES_NEED = {
     "torch": ["dict_minimize/_solvers/implicit.py"],
     "tensorboard": ["dict_minimize/tensorboard.py"],
+    "nlopt": ["dict_minimize/_solvers/nlopt.py"],
 }
 
 collect_ignore = [

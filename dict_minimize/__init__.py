@@ -14,6 +14,7 @@ Example:
 from dict_minimize._compare.compare import compare, compare_table
 from dict_minimize._problem.constraints import LinearConstraint, NonlinearConstraint
 from dict_minimize._problem.history import read_log
+from dict_minimize._problem.methods import Method, methods
 from dict_minimize._problem.objective import NonFiniteError
 from dict_minimize._problem.trace import Trace
 from dict_minimize._scale.many import minimize_many, multistart
@@ -26,6 +27,7 @@ from dict_minimize._version import __version__
 __all__ = [
     "METHODS",
     "LinearConstraint",
+    "Method",
     "NonFiniteError",
     "NonlinearConstraint",
     "OptimizeResult",
@@ -35,6 +37,7 @@ __all__ = [
     "compare",
     "compare_table",
     "least_squares",
+    "methods",
     "minimize",
     "minimize_many",
     "multistart",

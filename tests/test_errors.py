@@ -226,7 +226,9 @@ def test_mixed_frameworks() -> None:
 
 
 def test_unknown_method(fw: Framework) -> None:
-    with pytest.raises(ValueError, match="unknown method 'lbfgs'; expected one of"):
+    with pytest.raises(
+        ValueError, match=r"unknown method 'lbfgs'; did you mean .*'l-bfgs-b'.*\? expected one of"
+    ):
         minimize(flat_objective(fw, quad), good_x0(fw), method="lbfgs")
 
 

@@ -276,6 +276,7 @@ def test_generic_api_public_surface() -> None:
     assert set(dict_minimize.__all__) == {
         "METHODS",
         "LinearConstraint",
+        "Method",
         "NonFiniteError",
         "NonlinearConstraint",
         "OptimizeResult",
@@ -285,6 +286,7 @@ def test_generic_api_public_surface() -> None:
         "compare",
         "compare_table",
         "least_squares",
+        "methods",
         "minimize",
         "minimize_many",
         "multistart",

@@ -22,16 +22,17 @@ import scipy.optimize
 from scipy.sparse.linalg import LinearOperator
 
 from dict_minimize._errors import at, fmt_key, fmt_shape, type_name
+from dict_minimize._problem.methods import REGISTRY
 from dict_minimize._problem.objective import dense_hessian, float64_array, is_matrix_like
 from dict_minimize._structure.layout import Layout, keyed_like_x0
 from dict_minimize._structure.tree import partial_leaves
 from dict_minimize._structure.types import Backend, Codec, VectorAD
 from dict_minimize.backends._common import scalar_to_float
 
-#: methods of ``scipy.optimize.minimize`` that take constraints
-CONSTRAINED = frozenset({"slsqp", "cobyla", "cobyqa", "trust-constr"})
+#: methods that take constraints (read from the registry of methods)
+CONSTRAINED = frozenset(m.name for m in REGISTRY if m.constraints)
 #: methods that only ever evaluate a constraint's value
-_VALUE_ONLY = frozenset({"cobyla", "cobyqa"})
+_VALUE_ONLY = frozenset(m.name for m in REGISTRY if m.constraints and not m.gradient)
 _FD = ("2-point", "3-point")
 
 

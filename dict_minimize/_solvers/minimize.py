@@ -17,6 +17,7 @@ import scipy.optimize
 from dict_minimize._errors import type_name, unknown_keyword
 from dict_minimize._problem.constraints import make_constraints
 from dict_minimize._problem.history import check_log_arg, open_log
+from dict_minimize._problem.methods import NLOPT_PREFIX
 from dict_minimize._problem.prepare import check_common, prepare
 from dict_minimize._problem.prepare import prepare_x0 as _prepare_x0  # noqa: F401 (re-exported)
 from dict_minimize._problem.result import (  # noqa: F401 (OptimizeResult, PrecisionWarning, _note re-exported)
@@ -100,8 +101,12 @@ def minimize(
             leaf becomes a 0-d float64 tensor of x0's framework (NumPy if it has no tensors).
             See [Nested parameters](guide/nested.md) and [Models](guide/models.md).
         args: extra positional arguments for ``fun``, ``jac``, ``hess`` and ``hessp``.
-        method: any method name of ``scipy.optimize.minimize`` (case-insensitive) or a custom
-            callable; by default SLSQP with constraints, L-BFGS-B with bounds, BFGS otherwise.
+        method: any method name of ``scipy.optimize.minimize`` (case-insensitive),
+            ``'nlopt:<algorithm>'`` for NLopt's (``'nlopt:bobyqa'``, ``'nlopt:LD_MMA'``; the
+            ``[nlopt]`` extra), or a custom callable; by default SLSQP with constraints,
+            L-BFGS-B with bounds, BFGS otherwise. :func:`dict_minimize.methods` lists them
+            with what each can do (see [Methods](guide/methods.md)); a misspelt name is a
+            ValueError that suggests the closest.
         jac: ``True``: ``fun`` returns the gradient too; ``'autodiff'``: ``fun`` returns only
             the value and the framework computes value and gradient in one pass (PyTorch
             autograd, ``jax.value_and_grad`` compiled with ``jax.jit``, TensorFlow
@@ -141,7 +146,8 @@ def minimize(
             Raising ``StopIteration`` ends the run cleanly.
         options: method options, passed to SciPy unchanged (``maxiter``, ``gtol``,
             ``workers``...: an option given as a keyword of ``minimize`` is a TypeError that
-            says so).
+            says so). NLopt's methods take NLopt's names (``xtol_rel``, ``ftol_rel``,
+            ``maxeval``, ``maxtime``, ``stopval``...), and an unknown one is a ValueError.
         trace: ``True`` records one row per iteration in ``res.trace`` (a
             :class:`~dict_minimize.Trace`; the start point is row 0): the objective, the
             gradient's norm (NaN where no gradient was computed at that point), cumulative
@@ -427,6 +433,11 @@ def solve(
     caps = solve_threads(threads, layout.n, be)
     if getattr(caps, "lift", False):
         run.on_first = _timed_first(run.on_first, caps)
+    solver: Callable | None = None
+    if name.startswith(NLOPT_PREFIX):  # NLopt's algorithms, on the same flat problem
+        from dict_minimize._solvers.nlopt import minimize_nlopt
+
+        solver = minimize_nlopt
     res, stopped = _call_scipy(
         run,
         monitor,
@@ -435,6 +446,7 @@ def solve(
         constraint_calls if flat_constraints else None,
         fun_flat,
         x0_flat,
+        solver=solver,
         method=method if isinstance(method, str) else meth,  # SciPy's warnings name it
         jac=jac_flat,
         bounds=bounds,

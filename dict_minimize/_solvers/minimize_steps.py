@@ -17,6 +17,7 @@ import numpy as np
 import scipy.optimize
 
 from dict_minimize._errors import fmt_keys, type_name
+from dict_minimize._problem.methods import NLOPT_PREFIX, REGISTRY, names, resolve
 from dict_minimize._problem.objective import Aborted, Mode, Objective
 from dict_minimize._problem.prepare import prepare_x0 as _prepare_x0  # noqa: F401 (re-exported)
 from dict_minimize._problem.result import (  # noqa: F401 (OptimizeResult, PrecisionWarning re-exported)
@@ -33,35 +34,16 @@ from dict_minimize._problem.result import (  # noqa: F401 (OptimizeResult, Preci
 )
 from dict_minimize._problem.trace import Monitor
 
-#: every method name ``scipy.optimize.minimize`` accepts (lower case)
-METHODS = (
-    "nelder-mead",
-    "powell",
-    "cg",
-    "bfgs",
-    "newton-cg",
-    "l-bfgs-b",
-    "tnc",
-    "cobyla",
-    "cobyqa",
-    "slsqp",
-    "trust-constr",
-    "dogleg",
-    "trust-ncg",
-    "trust-exact",
-    "trust-krylov",
-)
+#: every method name ``scipy.optimize.minimize`` accepts (lower case); this table and the
+#: next four are read from the one registry of methods (``_problem/methods.py``)
+METHODS = names("scipy")
 #: methods that use only the objective's value
-GRADIENT_FREE = frozenset({"nelder-mead", "powell", "cobyla", "cobyqa"})
+GRADIENT_FREE = frozenset(m.name for m in REGISTRY if not m.gradient)
 #: methods that honour bounds
-BOUNDED = frozenset(
-    {"nelder-mead", "powell", "l-bfgs-b", "tnc", "cobyla", "cobyqa", "slsqp", "trust-constr"}
-)
+BOUNDED = frozenset(m.name for m in REGISTRY if m.bounds)
 #: methods that take a Hessian (``hess``) / a Hessian-vector product (``hessp``)
-TAKES_HESS = frozenset(
-    {"newton-cg", "dogleg", "trust-ncg", "trust-krylov", "trust-exact", "trust-constr"}
-)
-TAKES_HESSP = frozenset({"newton-cg", "trust-ncg", "trust-krylov", "trust-constr"})
+TAKES_HESS = frozenset(m.name for m in REGISTRY if m.hess and m.family == "scipy")
+TAKES_HESSP = frozenset(m.name for m in REGISTRY if m.hessp and m.family == "scipy")
 #: methods that cannot run without second-order information
 NEEDS_HESS = frozenset({"dogleg", "trust-exact"})
 NEEDS_HESS_OR_HESSP = frozenset({"trust-ncg", "trust-krylov"})
@@ -197,10 +179,7 @@ def _normalize_method(method: Any, has_bounds: bool, has_constraints: bool) -> A
         return method
     if not isinstance(method, str):
         raise TypeError(f"method must be a string or a callable; got a {type_name(method)}")
-    meth = method.lower()
-    if meth not in METHODS:
-        raise ValueError(f"unknown method {method!r}; expected one of {', '.join(METHODS)}")
-    return meth
+    return resolve(method)  # the registry's name, or a ValueError with a "did you mean"
 
 
 def _check_hessians(
@@ -340,7 +319,8 @@ def _make_objective(
         # be a reference, not a copy. A custom method may reuse its buffer, so not there.
         private_x=uses_gradient and name != "_custom",
         x0_nonfinite="warn" if compat else "raise",
-        finite_substitute=uses_gradient and name != "_custom",
+        # NLopt's model-based methods (COBYLA, BOBYQA) loop or stall on +inf: a finite value
+        finite_substitute=(uses_gradient or name.startswith(NLOPT_PREFIX)) and name != "_custom",
         error_handling=error_handling,
         maximize=maximize,
     )
@@ -382,9 +362,12 @@ def _call_scipy(
     constraint_calls: Callable[[], int] | None,
     fun_flat: Callable[[np.ndarray], Any],
     x0_flat: np.ndarray,
+    *,
+    solver: Callable | None = None,
     **scipy_kwargs: Any,
 ) -> tuple[Any, OptimizeResult | None]:
-    """``scipy.optimize.minimize`` under the thread caps, and what each way out of it means:
+    """``scipy.optimize.minimize`` (or ``solver``, which takes the same arguments: NLopt's
+    glue) under the thread caps, and what each way out of it means:
     (SciPy's result, None), or (None, the result to return) after a KeyboardInterrupt the
     caller asked not to raise. A stop by the callback or a non-finite abort becomes a result;
     any other exception is raised with the best point seen attached."""
@@ -393,7 +376,7 @@ def _call_scipy(
         monitor.start()
     try:
         with caps:
-            res = scipy.optimize.minimize(fun_flat, x0_flat, **scipy_kwargs)
+            res = (solver or scipy.optimize.minimize)(fun_flat, x0_flat, **scipy_kwargs)
     except _Halt:
         assert run.stopped is not None
         x_stop, f_stop = run.stopped
