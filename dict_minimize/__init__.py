@@ -18,12 +18,14 @@ from dict_minimize._problem.trace import Trace
 from dict_minimize._scale.many import minimize_many, multistart
 from dict_minimize._solvers.least_squares import least_squares
 from dict_minimize._solvers.minimize import OptimizeResult, PrecisionWarning, minimize
+from dict_minimize._solvers.batched import BatchedResult, minimize_batched
 from dict_minimize._solvers.minimize_steps import METHODS
 from dict_minimize._solvers.root import root
 from dict_minimize._version import __version__
 
 __all__ = [
     "METHODS",
+    "BatchedResult",
     "LinearConstraint",
     "NonFiniteError",
     "NonlinearConstraint",
@@ -35,6 +37,7 @@ __all__ = [
     "compare_table",
     "least_squares",
     "minimize",
+    "minimize_batched",
     "minimize_many",
     "multistart",
     "root",
