@@ -132,7 +132,8 @@ def _row_layout(layout: Layout, x0: Any) -> tuple[Layout, int]:
         sizes.add(shape[0])
     if len(sizes) > 1:
         found = ", ".join(
-            f"{at('x0', k)}: {fmt_shape(s)}" for k, s in zip(layout.keys, layout.shapes, strict=False)
+            f"{at('x0', k)}: {fmt_shape(s)}"
+            for k, s in zip(layout.keys, layout.shapes, strict=False)
         )
         raise ValueError(
             "every leaf of x0 has the same leading axis (the number of problems B); got " + found
@@ -147,9 +148,13 @@ def _row_layout(layout: Layout, x0: Any) -> tuple[Layout, int]:
 
 def _matrix(flat: np.ndarray, big: Layout, row: Layout, B: int) -> np.ndarray:
     """The stacked flat vector of x0 as the (B, n) matrix of the problems' start points."""
-    blocks = [flat[a:b].reshape(B, -1) for a, b in zip(big.offsets[:-1], big.offsets[1:], strict=False)]
+    blocks = [
+        flat[a:b].reshape(B, -1) for a, b in zip(big.offsets[:-1], big.offsets[1:], strict=False)
+    ]
     X = np.empty((B, row.n))
-    for blk, (a, b) in zip(blocks, zip(row.offsets[:-1], row.offsets[1:], strict=True), strict=False):
+    for blk, (a, b) in zip(
+        blocks, zip(row.offsets[:-1], row.offsets[1:], strict=True), strict=False
+    ):
         X[:, a:b] = blk
     return X
 
@@ -352,12 +357,16 @@ def _bar(progress: Any, total: int) -> Any:
 
 
 def _collect(
-    results: list[OptimizeResult], plan: _Plan, evaluator: Any, big: Layout, driver: Any
+    results: list[OptimizeResult], layout: Layout, evaluator: Any, big: Layout, driver: Any
 ) -> BatchedResult:
-    B, n = len(results), plan.layout.n
+    B, n, codec = len(results), layout.n, None
     X = np.empty((B, n))
     for i, r in enumerate(results):
-        X[i] = plan.codec.flatten(None, values_by_key(r.x, plan.layout))[1]
+        if codec is None:
+            from dict_minimize.backends import get_backend
+
+            codec = get_backend(layout.backend_name).make_codec(layout)
+        X[i] = codec.flatten(None, values_by_key(r.x, layout))[1]
     out = BatchedResult(results=results, x=big.build(evaluator.stack(X)))
     for field in ("fun", "nit", "nfev", "njev", "status"):
         dtype = np.float64 if field == "fun" else np.int64
@@ -476,6 +485,66 @@ def minimize_batched(
     """
     _check_keywords(unknown)
     args = check_common(fun, x0, args, backend, jit)
+    if not isinstance(method, str):
+        raise TypeError(f"method must be a string; got a {type_name(method)}")
+    be, big, _, _, flat, _ = prepare(x0, backend, None, None)
+    layout, B = _row_layout(big, x0)
+    bounds = problem_bounds(lb_dict, ub_dict, layout, be, B)
+    results, driver, evaluator = solve_batched(
+        fun,
+        be,
+        layout,
+        _matrix(flat, big, layout, B),
+        bounds,
+        batch_args=batch_args,
+        args=args,
+        method=method,
+        jac=jac,
+        hess=hess,
+        hessp=hessp,
+        vectorized=vectorized,
+        max_rows=max_rows,
+        tol=tol,
+        callback=callback,
+        options=options,
+        jit=jit,
+        nonfinite=nonfinite,
+        trace=trace,
+        progress=progress,
+        time_limit=time_limit,
+        threads=threads,
+    )
+    return _collect(results, layout, evaluator, big, driver)
+
+
+def solve_batched(
+    fun: Callable,
+    be: Any,
+    layout: Layout,
+    X0: np.ndarray,
+    bounds: list[Any] | None,
+    *,
+    batch_args: Any,
+    args: tuple,
+    method: str | None,
+    jac: Any,
+    hess: Any,
+    hessp: Any,
+    vectorized: bool,
+    max_rows: int | None,
+    tol: Any,
+    callback: Any,
+    options: Any,
+    jit: bool | None,
+    nonfinite: str,
+    trace: Any,
+    progress: Any,
+    time_limit: Any,
+    threads: Any,
+) -> tuple[list[OptimizeResult], Driver, Any]:
+    """The batch of ``X0``'s rows (one problem each, of ``layout``) with per-problem ``bounds``:
+    the results in order, the driver (its call counts) and the evaluator. ``minimize_batched``
+    and ``minimize_many(..., batched=True)`` share it."""
     threads = check_threads(threads)
     if not isinstance(vectorized, bool):
         raise TypeError(f"vectorized must be True or False; got a {type_name(vectorized)}")
@@ -489,15 +558,9 @@ def minimize_batched(
         raise TypeError(f"options must be a dict; got a {type_name(options)}")
     if nonfinite not in ("inf", "raise", "pass"):
         raise ValueError(f"nonfinite must be 'inf', 'raise' or 'pass'; got {nonfinite!r}")
-    if not isinstance(method, str):
-        raise TypeError(f"method must be a string; got a {type_name(method)}")
     record, keep_x = check_trace_arg(trace)
     limit = check_time_limit(time_limit)
-
-    be, big, _, _, flat, _ = prepare(x0, backend, None, None)
-    layout, B = _row_layout(big, x0)
-    codec = be.make_codec(layout)
-    bounds = problem_bounds(lb_dict, ub_dict, layout, be, B)
+    B = X0.shape[0]
     name = _normalize_method(method, bounds is not None, False)
     mode = _jac_mode(jac)
     hess_, hessp = _check_hessians(
@@ -505,17 +568,17 @@ def minimize_batched(
     )
     _check_mode(mode, be, vectorized, name, hess_, hessp)
     batch_args = _check_batch_args(batch_args, B)
-    evaluator = be.batch(layout, fun, args, batch_args, mode=mode, vectorized=vectorized, jit=jit)  # type: ignore[misc]
+    evaluator = be.batch(layout, fun, args, batch_args, mode=mode, vectorized=vectorized, jit=jit)
     plan = _Plan(
         fun,
         args,
         layout,
-        codec,
+        be.make_codec(layout),
         mode,
         jac,
         hessp,
         name,
-        method,
+        name if method is None else method,
         jit,
         nonfinite,
         tol,
@@ -524,7 +587,7 @@ def minimize_batched(
         record,
         keep_x,
         limit,
-        _matrix(flat, big, layout, B),
+        X0,
         bounds,
     )
     bar = _bar(progress, B)
@@ -535,4 +598,4 @@ def minimize_batched(
     finally:
         if bar is not None:
             bar.close()
-    return _collect(results, plan, evaluator, big, driver)
+    return results, driver, evaluator
