@@ -57,7 +57,8 @@ SUPPORTED_OPTIONS: dict[str, Any] = {
     "maxls": 20,
 }
 # the SciPy releases whose private core (setulb's signature, the work-array layout, isave[30]
-# counting the BFGS updates, the task codes) this module was checked against
+# counting the BFGS updates, the task codes) this module was checked against; 1.18 passes its
+# integer arrays as int64 where SciPy's LAPACK is ILP64 (``HAS_ILP64`` in ``_lbfgsb_py``)
 _CHECKED = ((1, 17), (1, 18))
 _SIGNATURE = "setulb(m,x,l,u,nbd,f,g,factr,pgtol,wa,iwa,task,lsave,isave,dsave,maxls,ln_task)"
 _ALL_FIXED = "All independent variables were fixed by bounds."
@@ -77,7 +78,7 @@ def fast_path_available() -> bool:
 
 
 def _core() -> Any:
-    """``(setulb, status_messages, task_messages, LbfgsInvHessProduct)``, or None."""
+    """``(setulb, status_messages, task_messages, LbfgsInvHessProduct, int dtype)``, or None."""
     try:
         major, minor = (int(p) for p in scipy.__version__.split(".")[:2])
         from scipy.optimize import _lbfgsb, _lbfgsb_py
@@ -90,9 +91,10 @@ def _core() -> Any:
     status = getattr(_lbfgsb_py, "status_messages", None)
     tasks = getattr(_lbfgsb_py, "task_messages", None)
     hess_inv = getattr(_lbfgsb_py, "LbfgsInvHessProduct", None)
-    if not doc or doc[0] != _SIGNATURE or None in (status, tasks, hess_inv):
+    if not doc or doc[0].replace(" ", "") != _SIGNATURE or None in (status, tasks, hess_inv):
         return None
-    return setulb, status, tasks, hess_inv
+    int_dtype = np.int64 if getattr(_lbfgsb_py, "HAS_ILP64", False) else np.int32
+    return setulb, status, tasks, hess_inv, int_dtype
 
 
 def _options(options: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -134,12 +136,14 @@ def _arrays(
 class _State:
     """Every problem's SciPy state, one row per problem (rows are what setulb gets)."""
 
-    def __init__(self, x0: np.ndarray, lower: np.ndarray, upper: np.ndarray, m: int):
+    def __init__(
+        self, x0: np.ndarray, lower: np.ndarray, upper: np.ndarray, m: int, int_dtype: Any
+    ):
         b, n = x0.shape
         finite_l, finite_u = np.isfinite(lower), np.isfinite(upper)
         # SciPy's nbd codes: 0 free, 1 lower only, 2 both, 3 upper only
         self.nbd = np.where(finite_l, np.where(finite_u, 2, 1), np.where(finite_u, 3, 0))
-        self.nbd = self.nbd.astype(np.int32)
+        self.nbd = self.nbd.astype(int_dtype)
         self.low = np.where(finite_l, lower, 0.0)
         self.up = np.where(finite_u, upper, 0.0)
         self.all_fixed = (lower == upper).all(axis=1)
@@ -149,11 +153,11 @@ class _State:
         self.f = np.zeros(b)
         self.g = np.zeros((b, n))
         self.wa = np.zeros((b, 2 * m * n + 5 * n + 11 * m * m + 8 * m))
-        self.iwa = np.zeros((b, 3 * n), np.int32)
-        self.task = np.zeros((b, 2), np.int32)
-        self.ln_task = np.zeros((b, 2), np.int32)
-        self.lsave = np.zeros((b, 4), np.int32)
-        self.isave = np.zeros((b, 44), np.int32)
+        self.iwa = np.zeros((b, 3 * n), int_dtype)
+        self.task = np.zeros((b, 2), int_dtype)
+        self.ln_task = np.zeros((b, 2), int_dtype)
+        self.lsave = np.zeros((b, 4), int_dtype)
+        self.isave = np.zeros((b, 44), int_dtype)
         self.dsave = np.zeros((b, 29))
         self.nit = np.zeros(b, np.int64)
         self.nfev = np.zeros(b, np.int64)
@@ -271,10 +275,10 @@ def lbfgsb_batched(
         )
     if max_rows is not None and (not isinstance(max_rows, int) or max_rows < 1):
         raise ValueError(f"max_rows must be a positive int or None, got {max_rows!r}")
-    setulb, status_messages, task_messages, hess_inv_class = core
+    setulb, status_messages, task_messages, hess_inv_class, int_dtype = core
     opts = _options(options)
     x0, lower, upper = _arrays(x0, lower, upper)
-    state = _State(x0, lower, upper, opts["maxcor"])
+    state = _State(x0, lower, upper, opts["maxcor"], int_dtype)
     everyone = np.arange(x0.shape[0], dtype=np.int64)
     # ScalarFunction evaluates at x0 when it is made (and the all-fixed case evaluates once)
     _evaluate(evaluate, state, everyone, max_rows)
