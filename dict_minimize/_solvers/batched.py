@@ -26,6 +26,7 @@ from dict_minimize._problem.objective import Objective
 from dict_minimize._problem.prepare import check_common, prepare
 from dict_minimize._problem.result import OptimizeResult, _first_row
 from dict_minimize._problem.trace import Monitor, bar_total, check_time_limit, check_trace_arg
+from dict_minimize._solvers import batched_fast
 from dict_minimize._solvers.batched_bounds import problem_bounds
 from dict_minimize._solvers.batched_drive import Driver
 from dict_minimize._solvers.minimize_steps import (
@@ -90,14 +91,19 @@ class _Row:
     """What the row's Objective takes for its autodiff / compiled pair: requests that pause
     the problem's coroutine until the driver has evaluated the round."""
 
-    __slots__ = ("driver", "i")
+    __slots__ = ("driver", "given", "i")
 
     fun_calls = 0
 
     def __init__(self, i: int, driver: Any) -> None:
         self.i, self.driver = i, driver
+        self.given: tuple[float, np.ndarray] | None = None  # the fast path's row, handed in
 
     def value_and_grad(self, x: np.ndarray, owned: bool = False) -> tuple[float, np.ndarray]:
+        given = self.given
+        if given is not None:
+            self.given = None
+            return given
         return self.driver.switch(("vg", self.i, x, None))  # type: ignore[no-any-return]
 
     def hvp(self, x: np.ndarray, p: np.ndarray) -> np.ndarray:
@@ -254,8 +260,22 @@ class _Plan:
     bounds: list[Any] | None
 
 
-def _solve_row(plan: _Plan, i: int, driver: Any) -> OptimizeResult:
-    """Problem ``i``'s solve, the steps of ``solve`` with the row's requests as its objective."""
+@dataclasses.dataclass
+class _Setup:
+    """One problem's objective, SciPy's functions, monitor, callback and options."""
+
+    run: Objective
+    fun_flat: Callable
+    jac_flat: Any
+    hessp_flat: Any
+    monitor: Monitor | None
+    callback: Callable | None
+    options: dict[str, Any] | None
+    report: bool
+
+
+def _setup(plan: _Plan, row: _Row) -> _Setup:
+    """The steps of ``solve`` before SciPy runs, with the row's requests as the objective."""
     name, callback = plan.name, plan.callback
     watch = plan.record or plan.limit is not None
     track_last = watch or (
@@ -266,7 +286,7 @@ def _solve_row(plan: _Plan, i: int, driver: Any) -> OptimizeResult:
         plan.args,
         plan.layout,
         plan.codec,
-        _Sources(_Row(i, driver)),
+        _Sources(row),
         plan.mode,
         plan.jac,
         None,
@@ -302,28 +322,48 @@ def _solve_row(plan: _Plan, i: int, driver: Any) -> OptimizeResult:
     report = False
     if name == "l-bfgs-b" and options is not None:  # as solve() honours them
         report = bool(options.pop("disp", False)) | (int(options.pop("iprint", -1)) >= 0)
+    return _Setup(run, fun_flat, jac_flat, hessp_flat, monitor, scipy_callback, options, report)
+
+
+def _solve_row(plan: _Plan, i: int, driver: Any) -> OptimizeResult:
+    """Problem ``i``'s solve: ``solve``'s steps, SciPy pausing at each evaluation."""
+    st = _setup(plan, _Row(i, driver))
     x0 = plan.X0[i]
     res, stopped = _call_scipy(
-        run,
-        monitor,
+        st.run,
+        st.monitor,
         contextlib.nullcontext(),  # the driver holds the thread caps for the whole batch
         "return",
         None,
-        fun_flat,
+        st.fun_flat,
         x0,
         method=plan.method,
-        jac=jac_flat,
+        jac=st.jac_flat,
         bounds=None if plan.bounds is None else plan.bounds[i],
         tol=plan.tol,
-        callback=scipy_callback,
-        options=options,
-        **({} if hessp_flat is None else {"hessp": hessp_flat}),
+        callback=st.callback,
+        options=st.options,
+        **({} if st.hessp_flat is None else {"hessp": st.hessp_flat}),
     )
     if stopped is not None:
         return stopped  # type: ignore[no-any-return]
     return _finish(
-        res, run, monitor, name, plan.method, x0, plan.nonfinite, None, plan.hessp, report, None
+        res,
+        st.run,
+        st.monitor,
+        plan.name,
+        plan.method,
+        x0,
+        plan.nonfinite,
+        None,
+        plan.hessp,
+        st.report,
+        None,
     )
+
+
+def _failed_row(exc: BaseException, plan: _Plan, i: int) -> OptimizeResult:
+    return _failed(exc, plan.layout.build(plan.codec.unflatten(plan.X0[i], for_objective=False)))
 
 
 def _task(plan: _Plan, i: int, driver: Any) -> Callable[[], OptimizeResult]:
@@ -331,8 +371,7 @@ def _task(plan: _Plan, i: int, driver: Any) -> Callable[[], OptimizeResult]:
         try:
             return _solve_row(plan, i, driver)
         except Exception as exc:
-            x0 = plan.layout.build(plan.codec.unflatten(plan.X0[i], for_objective=False))
-            return _failed(exc, x0)
+            return _failed_row(exc, plan, i)
 
     return solve
 
@@ -372,6 +411,7 @@ def _collect(
         dtype = np.float64 if field == "fun" else np.int64
         out[field] = np.array([r.get(field, 0) for r in results], dtype=dtype)
     out["success"] = np.array([bool(r.success) for r in results], dtype=bool)
+    out["path"] = driver.path
     out["calls"] = len(driver.rows)
     out["rows"] = list(driver.rows)
     return out
@@ -465,7 +505,8 @@ def minimize_batched(
             ``exception``, and the others are unaffected); ``x`` (the solutions stacked like
             ``x0``, on its device and dtypes); ``fun``, ``success``, ``status``, ``nit``,
             ``nfev``, ``njev`` as (B,) arrays; ``calls`` and ``rows`` (the batched calls of
-            ``fun`` and the row count of each).
+            ``fun`` and the row count of each); ``path``: ``'fast'`` where SciPy's compiled
+            L-BFGS-B core was driven for the whole batch, ``'generic'`` otherwise.
 
     Raises:
         TypeError, ValueError: malformed arguments, a leaf without the leading axis B, a
@@ -541,6 +582,7 @@ def solve_batched(
     progress: Any,
     time_limit: Any,
     threads: Any,
+    fast: bool = True,
 ) -> tuple[list[OptimizeResult], Driver, Any]:
     """The batch of ``X0``'s rows (one problem each, of ``layout``) with per-problem ``bounds``:
     the results in order, the driver (its call counts) and the evaluator. ``minimize_batched``
@@ -594,7 +636,11 @@ def solve_batched(
     driver = Driver(evaluator, max_rows, bar)
     try:
         with solve_threads(threads, layout.n, be):
-            results = driver.run([_task(plan, i, driver) for i in range(B)])
+            if fast and batched_fast.available(plan, progress):
+                driver.path = "fast"
+                results = batched_fast.run(plan, driver, _setup, _Row, _failed_row)
+            else:
+                results = driver.run([_task(plan, i, driver) for i in range(B)])
     finally:
         if bar is not None:
             bar.close()

@@ -39,6 +39,7 @@ class Driver:
         self.rows: list[int] = []
         self.kinds: list[str] = []
         self.main: Any = None
+        self.path = "generic"  # or "fast": SciPy's L-BFGS-B core driven for the whole batch
 
     def switch(self, request: tuple) -> Any:
         """Called from a problem's coroutine: hand the request to the driver, get the row."""
