@@ -85,3 +85,29 @@ def lazy_batch(name: str) -> Callable[..., Any]:
         return module.batch(*args, **kwargs)
 
     return batch
+
+
+def stack_values(values: list[Any], backend: str) -> Any:
+    """Per-problem values (one per problem: tensors, arrays or numbers) stacked along a new
+    leading axis as one tensor of ``backend``'s framework (``minimize_many(..., batched=True)``
+    turns a list of per-problem ``args`` into ``batch_args`` this way).
+
+    Example:
+        >>> stack_values([1.0, 2.0], "numpy")
+        array([1., 2.])
+    """
+    if backend == "torch":
+        import torch
+
+        return torch.stack([torch.as_tensor(v) for v in values])
+    if backend == "jax":
+        import jax.numpy as jnp
+
+        return jnp.stack([jnp.asarray(v) for v in values])
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return tf.stack([tf.convert_to_tensor(v) for v in values])
+    import numpy as np
+
+    return np.stack([np.asarray(v) for v in values])

@@ -43,7 +43,12 @@ class TorchBatch:
         mode: str,
         vectorized: bool,
     ) -> None:
-        self.layout, self.fun, self.args, self.batch_args = layout, fun, args, batch_args
+        self.layout, self.fun, self.args = layout, fun, args
+        # NumPy arrays and numbers among the per-problem data: tensors, so that vmap maps them
+        self.batch_args = tuple(
+            take_rows(a, lambda t: t if isinstance(t, torch.Tensor) else torch.as_tensor(t))
+            for a in batch_args
+        )
         self.mode, self.vectorized = mode, vectorized
         self.looped = False  # jac=True, vectorized=False, fun not vmappable: per-row calls
         build, shared = layout.build, args
@@ -56,10 +61,13 @@ class TorchBatch:
         self._pair = torch.func.vmap(one)
 
         def hvp_one(leaves: tuple, p: tuple, *rows: Any) -> Any:
-            def grad(lv: tuple) -> Any:
-                return torch.func.grad(one)(lv, *rows)
+            # reverse over reverse: the gradient of <grad, p> (forward-mode jvp scripts a
+            # decomposition with the deprecated torch.jit.script on first use)
+            def dot(lv: tuple) -> Any:
+                g = torch.func.grad(one)(lv, *rows)
+                return sum((gi * pi).sum() for gi, pi in zip(g, p, strict=True))
 
-            return torch.func.jvp(grad, (leaves,), (p,))[1]
+            return torch.func.grad(dot)(leaves)
 
         self._hvp = torch.func.vmap(hvp_one)
 
@@ -96,9 +104,7 @@ class TorchBatch:
         index = torch.from_numpy(idx)
 
         def take(t: Any) -> Any:
-            if isinstance(t, torch.Tensor):
-                return t[index.to(t.device)]
-            return np.asarray(t)[idx]
+            return t[index.to(t.device)]
 
         return tuple(take_rows(a, take) for a in self.batch_args)
 
