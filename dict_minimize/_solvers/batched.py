@@ -13,6 +13,7 @@ iterations, counts, messages, traces and non-finite handling are those of ``mini
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import math
 import traceback
@@ -42,7 +43,7 @@ from dict_minimize._solvers.minimize_steps import (
     _wants_result,
     _wrap_callback,
 )
-from dict_minimize._structure.layout import Layout, values_by_key
+from dict_minimize._structure.layout import Layout, values_by_key, x0_items
 from dict_minimize._threads import check_threads, solve_threads
 
 __all__ = ["BatchedResult", "minimize_batched"]
@@ -150,6 +151,17 @@ def _row_layout(layout: Layout, x0: Any) -> tuple[Layout, int]:
         offsets.append(offsets[-1] + math.prod(s))
     row = dataclasses.replace(layout, shapes=shapes, offsets=tuple(offsets))
     return row, sizes.pop()
+
+
+#: the integer fields of the stacked result
+_COUNTS = ("nit", "nfev", "njev", "status")
+
+
+def _empty_batch(x0: Any) -> bool:
+    """Every leaf of x0 has a leading axis of length 0 (B = 0)."""
+    _, _, leaves = x0_items(x0)
+    shapes = [getattr(v, "shape", None) for v in leaves]
+    return bool(shapes) and all(s is not None and len(s) > 0 and s[0] == 0 for s in shapes)
 
 
 def _matrix(flat: np.ndarray, big: Layout, row: Layout, B: int) -> np.ndarray:
@@ -407,7 +419,7 @@ def _collect(
             codec = get_backend(layout.backend_name).make_codec(layout)
         X[i] = codec.flatten(None, values_by_key(r.x, layout))[1]
     out = BatchedResult(results=results, x=big.build(evaluator.stack(X)))
-    for field in ("fun", "nit", "nfev", "njev", "status"):
+    for field in ("fun", *_COUNTS):
         dtype = np.float64 if field == "fun" else np.int64
         out[field] = np.array([r.get(field, 0) for r in results], dtype=dtype)
     out["success"] = np.array([bool(r.success) for r in results], dtype=bool)
@@ -528,6 +540,11 @@ def minimize_batched(
     args = check_common(fun, x0, args, backend, jit)
     if not isinstance(method, str):
         raise TypeError(f"method must be a string; got a {type_name(method)}")
+    if _empty_batch(x0):  # B = 0: nothing to solve, fun never called
+        return BatchedResult(
+            results=[], x=copy.copy(x0), path="none", calls=0, rows=[], fun=np.zeros(0),
+            success=np.zeros(0, bool), **{f: np.zeros(0, np.int64) for f in _COUNTS},
+        )  # fmt: skip
     be, big, _, _, flat, _ = prepare(x0, backend, None, None)
     layout, B = _row_layout(big, x0)
     bounds = problem_bounds(lb_dict, ub_dict, layout, be, B)
