@@ -105,10 +105,10 @@ class _Row:
         if given is not None:
             self.given = None
             return given
-        return self.driver.switch(("vg", self.i, x, None))  # type: ignore[no-any-return]
+        return self.driver.switch(("vg", self.i, x, None))
 
     def hvp(self, x: np.ndarray, p: np.ndarray) -> np.ndarray:
-        return self.driver.switch(("hvp", self.i, x, p))  # type: ignore[no-any-return]
+        return self.driver.switch(("hvp", self.i, x, p))
 
     def hess(self, x: np.ndarray) -> np.ndarray:  # pragma: no cover - excluded by the checks
         raise RuntimeError("dense Hessians are not batched")
@@ -358,7 +358,7 @@ def _solve_row(plan: _Plan, i: int, driver: Any) -> OptimizeResult:
         **({} if st.hessp_flat is None else {"hessp": st.hessp_flat}),
     )
     if stopped is not None:
-        return stopped  # type: ignore[no-any-return]
+        return stopped
     return _finish(
         res,
         st.run,

@@ -19,7 +19,6 @@ from typing import Any
 import numpy as np
 import scipy.optimize
 
-from dict_minimize._problem.result import OptimizeResult
 from dict_minimize._solvers.minimize_steps import _call_scipy, _finish
 
 #: L-BFGS-B options the generic path takes and the fast path reads itself

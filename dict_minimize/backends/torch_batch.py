@@ -131,7 +131,10 @@ class TorchBatch:
                     )
                 check_values(tuple(values.shape), k)
                 found = torch.autograd.grad(values.sum(), leaves, allow_unused=True)
-                grads = [torch.zeros_like(t) if g is None else g for t, g in zip(leaves, found, strict=False)]
+                grads = [
+                    torch.zeros_like(t) if g is None else g
+                    for t, g in zip(leaves, found, strict=False)
+                ]
             return self._host(values, grads, k)
         leaves = self._leaves(X)
         if self.mode == "autodiff":
@@ -150,7 +153,11 @@ class TorchBatch:
         lay = self.layout
         for j in range(k):
             mine = [t[j].detach().clone().requires_grad_(True) for t in leaves]
-            row_args = tuple(take_rows(a, lambda t, j=j: t[j]) for a in rows)
+
+            def at_row(t: Any, j: int = j) -> Any:
+                return t[j]
+
+            row_args = tuple(take_rows(a, at_row) for a in rows)
             value, grad = split_pair(self.fun(lay.build(mine), *row_args, *self.args))
             values.append(torch.as_tensor(value).detach().reshape(()).to(torch.float64))
             grads.append(stacked_grads(grad, lay, 1, lambda g: (1, *g.shape)))
@@ -168,7 +175,9 @@ class TorchBatch:
             g = torch.autograd.grad(values.sum(), leaves, create_graph=True, allow_unused=True)
             dot = sum((gi * pi).sum() for gi, pi in zip(g, ps, strict=False) if gi is not None)
             found = torch.autograd.grad(dot, leaves, allow_unused=True)  # type: ignore[arg-type]
-            hv = [torch.zeros_like(t) if h is None else h for t, h in zip(leaves, found, strict=False)]
+            hv = [
+                torch.zeros_like(t) if h is None else h for t, h in zip(leaves, found, strict=False)
+            ]
         else:
             hv = list(self._hvp(tuple(self._leaves(X)), tuple(self._leaves(P)), *rows))
         return self._host(torch.zeros(k, dtype=torch.float64), hv, k)[1]
