@@ -533,7 +533,7 @@ def minimize_batched(
         ...     return (r**2).sum(axis=1), {"w": 2 * r}
         >>> res = minimize_batched(fun, {"w": np.zeros((3, 2))}, batch_args=(np.arange(3.0),),
         ...                        jac=True, vectorized=True)
-        >>> res.x["w"].round(6).tolist(), res.success.all()
+        >>> res.x["w"].round(6).tolist(), bool(res.success.all())
         ([[0.0, 0.0], [1.0, 1.0], [2.0, 2.0]], True)
     """
     _check_keywords(unknown)
