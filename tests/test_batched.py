@@ -51,13 +51,24 @@ def _row(x0, i):
     return {k: v[i] for k, v in x0.items()}
 
 
+def _equal_leaves(a, b):
+    if isinstance(b, dict):
+        assert a.keys() == b.keys()
+        for k in b:
+            _equal_leaves(a[k], b[k])
+    elif isinstance(b, list):
+        for u, v in zip(a, b, strict=True):
+            _equal_leaves(u, v)
+    else:
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
 def _same(batched, alone, exact):
     for f in FIELDS:
         assert batched[f] == alone[f], (f, batched[f], alone[f])
     if exact:
         assert batched.fun == alone.fun
-        for k in alone.x:
-            np.testing.assert_array_equal(np.asarray(batched.x[k]), np.asarray(alone.x[k]))
+        _equal_leaves(batched.x, alone.x)
     else:
         assert batched.fun == pytest.approx(alone.fun, rel=1e-10, abs=1e-300)
 
@@ -419,3 +430,110 @@ def test_minimize_many_and_multistart_batched_equal_unbatched():
         _same(b, a, exact=False)
     with pytest.raises(ValueError, match="one structure"):
         dm.minimize_many(fun, [x0s[0], {"w": torch.zeros(3)}], args=t, batched=True, **kw)
+
+
+# -- the other forms: jac=True under vmap, vectorized=True with autodiff -----------------------
+def _forms(name):
+    if name == "tensorflow":
+        import tensorflow as tf
+
+        def one(x, t):
+            return tf.reduce_sum((x["w"] - t) ** 2) + 0.1 * tf.reduce_sum(x["w"] ** 4)
+
+        def vec(x, idx, t):
+            return tf.reduce_sum((x["w"] - t) ** 2, 1) + 0.1 * tf.reduce_sum(x["w"] ** 4, 1)
+
+    else:
+
+        def one(x, t):
+            return ((x["w"] - t) ** 2).sum() + 0.1 * (x["w"] ** 4).sum()
+
+        def vec(x, idx, t):
+            return ((x["w"] - t) ** 2).sum(1) + 0.1 * (x["w"] ** 4).sum(1)
+
+    def pair(x, t):
+        return one(x, t), {"w": 2 * (x["w"] - t) + 0.4 * x["w"] ** 3}
+
+    return one, pair, vec
+
+
+@pytest.mark.parametrize("name", [n for n in ("torch", "jax", "tensorflow") if n in INSTALLED])
+def test_pair_and_vectorized_autodiff_forms(name):
+    fw = get_framework(name)
+    with fw.x64():
+        rng = np.random.default_rng(12)
+        x0n, tn = rng.normal(size=(3, 2)), rng.normal(size=(3, 2))
+        one, pair, vec = _forms(name)
+        cases = [
+            (pair, {"jac": True}),
+            (vec, {"vectorized": True}),
+            (vec, {"vectorized": True, "method": "trust-krylov"}),
+        ]
+        for fun, kw in cases:
+            res = dm.minimize_batched(fun, {"w": fw.tensor(x0n)}, batch_args=(fw.tensor(tn),), **kw)
+            for i, r in enumerate(res.results):
+                alone = dm.minimize(
+                    one,
+                    {"w": fw.tensor(x0n[i])},
+                    args=(fw.tensor(tn[i]),),
+                    method=kw.get("method", "L-BFGS-B"),
+                    jac="autodiff",
+                )
+                _same(r, alone, exact=False)
+
+
+def test_nested_x0_and_bounds_by_path():
+    rng = np.random.default_rng(13)
+    B = 3
+    x0 = {
+        "layer": {"w": rng.normal(size=(B, 2)), "b": rng.normal(size=B)},
+        "s": [rng.normal(size=(B, 1))],
+    }
+
+    def batched(x, idx):
+        w, b, s = x["layer"]["w"], x["layer"]["b"], x["s"][0]
+        value = (w**2).sum(1) + (b - 1) ** 2 + (s**2 + 0.1 * s**4).sum(1)
+        return value, {"layer": {"w": 2 * w, "b": 2 * (b - 1)}, "s": [2 * s + 0.4 * s**3]}
+
+    def single(x):
+        v, g = batched(
+            {
+                "layer": {"w": x["layer"]["w"][None], "b": x["layer"]["b"][None]},
+                "s": [x["s"][0][None]],
+            },
+            None,
+        )
+        return float(v[0]), {
+            "layer": {"w": g["layer"]["w"][0], "b": g["layer"]["b"][0]},
+            "s": [g["s"][0][0]],
+        }
+
+    lb_b = np.array([2.0, -5.0, 1.5])  # per problem, by path
+    res = dm.minimize_batched(
+        batched, x0, jac=True, vectorized=True, lb_dict={"layer": {"b": lb_b}}
+    )
+    for i, r in enumerate(res.results):
+        row = {"layer": {"w": x0["layer"]["w"][i], "b": x0["layer"]["b"][i]}, "s": [x0["s"][0][i]]}
+        alone = dm.minimize(single, row, method="L-BFGS-B", lb_dict={"layer": {"b": lb_b[i]}})
+        _same(r, alone, exact=True)
+    np.testing.assert_allclose(res.x["layer"]["b"], [2.0, 1.0, 1.5], atol=1e-6)
+    assert isinstance(res.x["s"], list) and res.x["s"][0].shape == (B, 1)
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_keyboard_interrupt_returns_each_best_point(monkeypatch, fast):
+    if not fast:
+        monkeypatch.setattr(batched_fast, "available", lambda *a: False)
+    calls = []
+
+    def fun(x, idx, target):
+        calls.append(1)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return _np_batched(x, idx, target)
+
+    x0, target = _problems(3, seed=14)
+    res = dm.minimize_batched(fun, x0, batch_args=(target,), jac=True, vectorized=True)
+    for r in res.results:
+        assert not r.success and r.status == -1 and "KeyboardInterrupt" in r.message
+        assert np.isfinite(r.fun) and r.nfev >= 1

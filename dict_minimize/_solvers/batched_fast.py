@@ -99,13 +99,25 @@ def run(plan: Any, driver: Any, setup: Any, row_cls: Any, failed_result: Any) ->
         if st.monitor is not None:
             st.monitor.start()
     lower, upper = _limits(plan, B)
-    raw = lbfgsb_batched(
-        evaluate, plan.X0, lower, upper, options, on_iteration, max_rows=driver.max_rows
-    )
+    raw: list[Any] | None = None
+    try:
+        raw = lbfgsb_batched(
+            evaluate, plan.X0, lower, upper, options, on_iteration, max_rows=driver.max_rows
+        )
+    except KeyboardInterrupt:  # every problem stops as minimize stops on Ctrl-C: its best point
+        pass
     results = []
-    for i, (st, res) in enumerate(zip(steps, raw, strict=True)):
+    for i, st in enumerate(steps):
         if st.monitor is not None:
             st.monitor.close()
+        if raw is None:
+            _, out = _call_scipy(
+                st.run, st.monitor, contextlib.nullcontext(), "return", None,
+                _raiser(KeyboardInterrupt()), plan.X0[i], method=plan.method, jac=True,
+            )  # fmt: skip
+            results.append(out)
+            continue
+        res = raw[i]
         try:
             if i in failed:  # minimize's handling of an exception raised inside SciPy
                 _call_scipy(
