@@ -100,12 +100,11 @@ def run(plan: Any, driver: Any, setup: Any, row_cls: Any, failed_result: Any) ->
             st.monitor.start()
     lower, upper = _limits(plan, B)
     raw: list[Any] | None = None
-    try:
+    # on Ctrl-C every problem stops as minimize stops: with its best point
+    with contextlib.suppress(KeyboardInterrupt):
         raw = lbfgsb_batched(
             evaluate, plan.X0, lower, upper, options, on_iteration, max_rows=driver.max_rows
         )
-    except KeyboardInterrupt:  # every problem stops as minimize stops on Ctrl-C: its best point
-        pass
     results = []
     for i, st in enumerate(steps):
         if st.monitor is not None:
