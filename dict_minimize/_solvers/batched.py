@@ -471,9 +471,11 @@ def minimize_batched(
             problems (PyTorch ``torch.func.vmap``, JAX ``jax.vmap`` under ``jax.jit``,
             TensorFlow ``tf.vectorized_map``). With ``vectorized=True`` (the only form for
             NumPy), ``fun(x_active, idx, *batch_args_active, *args)`` takes the stacked points of
-            the active problems (leading axis k), their indices into the batch (a NumPy int64
-            array) and the rows of ``batch_args`` for them, and returns the k values (with
-            ``jac=True``: the k values and the stacked gradient dict).
+            the active problems (leading axis k), their indices into the batch (an int64 array:
+            NumPy for NumPy and PyTorch, a traced JAX array under ``jax.jit``, a TensorFlow
+            tensor) and the rows of ``batch_args`` for them, and returns the k values (with
+            ``jac=True``: the k values and the stacked gradient dict). Under JAX's ``jit`` the
+            rows are padded to a power of two with copies of the first active row.
         x0: the start points, a dict (or pytree) of tensors each with the leading axis B.
         batch_args: per-problem data, a tuple of tensors (or nested tuples/dicts of them) with
             the same leading axis B.
