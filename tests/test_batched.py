@@ -292,8 +292,11 @@ def test_nonfinite_at_x0_and_raise_policy(monkeypatch, fast):
     assert res.success[[0, 2, 3]].all()
 
 
-def test_time_limit_trace_and_progress(capsys):
+@pytest.mark.parametrize("fast", [True, False])
+def test_time_limit_trace_and_progress(capsys, monkeypatch, fast):
     pytest.importorskip("tqdm")
+    if not fast:
+        monkeypatch.setattr(batched_fast, "available", lambda *a: False)
     x0, target = _problems(3, seed=8)
     res = dm.minimize_batched(
         _np_batched, x0, batch_args=(target,), jac=True, vectorized=True, trace=True,
