@@ -16,6 +16,7 @@ from dict_minimize._problem.constraints import LinearConstraint, NonlinearConstr
 from dict_minimize._problem.objective import NonFiniteError
 from dict_minimize._problem.trace import Trace
 from dict_minimize._scale.many import minimize_many, multistart
+from dict_minimize._solvers.batched import BatchedResult, minimize_batched
 from dict_minimize._solvers.least_squares import least_squares
 from dict_minimize._solvers.minimize import OptimizeResult, PrecisionWarning, minimize
 from dict_minimize._solvers.minimize_steps import METHODS
@@ -24,6 +25,7 @@ from dict_minimize._version import __version__
 
 __all__ = [
     "METHODS",
+    "BatchedResult",
     "LinearConstraint",
     "NonFiniteError",
     "NonlinearConstraint",
@@ -35,6 +37,7 @@ __all__ = [
     "compare_table",
     "least_squares",
     "minimize",
+    "minimize_batched",
     "minimize_many",
     "multistart",
     "root",

@@ -1,0 +1,421 @@
+"""minimize_batched: every problem equals its sequential minimize; one call per round; the batch
+shrinks; failures stay with their problem; minimize_many/multistart(batched=True)."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import dict_minimize as dm
+from dict_minimize._solvers import batched_fast
+from tests.conftest import INSTALLED, derandomized, get_framework
+
+pytest.importorskip("greenlet")
+
+GRADIENT_METHODS = ("L-BFGS-B", "BFGS", "CG", "TNC", "SLSQP", "trust-constr")
+FIELDS = ("nit", "nfev", "njev", "status", "message", "success")
+
+
+# -- a NumPy batched objective and its one-problem form (the same arithmetic per row) -------------
+def _np_batched(x, idx, target):
+    """Rosenbrock-like in w (k, 2) plus a quartic in b (k,), per row."""
+    w, b = x["w"], x["b"]
+    r = w - target
+    value = (r**2).sum(axis=1) + 0.5 * (w[:, 1] - w[:, 0] ** 2) ** 2 + np.cosh(b) + w.sum(axis=1) * b
+    gw = 2 * r + w[:, :1] * 0 + b[:, None]
+    gw = gw + np.stack(
+        [-2 * w[:, 0] * (w[:, 1] - w[:, 0] ** 2), (w[:, 1] - w[:, 0] ** 2)], axis=1
+    )
+    gb = np.sinh(b) + w.sum(axis=1)
+    return value, {"b": gb, "w": gw}
+
+
+def _np_single(x, target):
+    value, grad = _np_batched(
+        {"w": x["w"][None], "b": np.asarray(x["b"])[None]}, np.zeros(1, np.int64), target[None]
+    )
+    return float(value[0]), {"w": grad["w"][0], "b": grad["b"][0]}
+
+
+def _problems(B, seed=0):
+    rng = np.random.default_rng(seed)
+    x0 = {"w": rng.normal(size=(B, 2)), "b": rng.normal(size=B)}
+    return x0, rng.normal(size=(B, 2))
+
+
+def _row(x0, i):
+    return {k: v[i] for k, v in x0.items()}
+
+
+def _same(batched, alone, exact):
+    for f in FIELDS:
+        assert batched[f] == alone[f], (f, batched[f], alone[f])
+    if exact:
+        assert batched.fun == alone.fun
+        for k in alone.x:
+            np.testing.assert_array_equal(np.asarray(batched.x[k]), np.asarray(alone.x[k]))
+    else:
+        assert batched.fun == pytest.approx(alone.fun, rel=1e-10, abs=1e-300)
+
+
+@pytest.mark.parametrize("method", GRADIENT_METHODS)
+def test_numpy_vectorized_equals_sequential_bit_for_bit(method):
+    x0, target = _problems(5)
+    res = dm.minimize_batched(
+        _np_batched, x0, batch_args=(target,), method=method, jac=True, vectorized=True
+    )
+    assert isinstance(res, dm.BatchedResult) and len(res.results) == 5
+    for i, r in enumerate(res.results):
+        alone = dm.minimize(_np_single, _row(x0, i), args=(target[i],), method=method)
+        _same(r, alone, exact=True)
+        np.testing.assert_array_equal(res.x["w"][i], alone.x["w"])
+    assert res.x["w"].shape == (5, 2) and res.x["b"].shape == (5,)
+    np.testing.assert_array_equal(res.nit, [r.nit for r in res.results])
+
+
+def test_generic_path_equals_fast_path(monkeypatch):
+    x0, target = _problems(6, seed=3)
+    fast = dm.minimize_batched(_np_batched, x0, batch_args=(target,), jac=True, vectorized=True)
+    monkeypatch.setattr(batched_fast, "available", lambda *a: False)
+    generic = dm.minimize_batched(
+        _np_batched, x0, batch_args=(target,), jac=True, vectorized=True
+    )
+    assert generic.path == "generic"
+    if batched_fast.available.__module__ is None:  # pragma: no cover
+        return
+    for a, b in zip(fast.results, generic.results, strict=True):
+        _same(a, b, exact=True)
+
+
+def test_fast_path_runs_where_scipy_has_it():
+    from dict_minimize._solvers.lbfgsb_batch import fast_path_available
+
+    x0, target = _problems(3)
+    res = dm.minimize_batched(_np_batched, x0, batch_args=(target,), jac=True, vectorized=True)
+    assert res.path == ("fast" if fast_path_available() else "generic")
+
+
+# -- frameworks: vmap of one problem's objective ---------------------------------------------
+def _fw_fun(name):
+    if name == "torch":
+        import torch
+
+        def fun(x, t):
+            w, b = x["w"], x["b"]
+            r = w - t
+            return (r**2).sum() + 0.5 * (w[1] - w[0] ** 2) ** 2 + torch.cosh(b) + w.sum() * b
+
+    elif name == "jax":
+        import jax.numpy as jnp
+
+        def fun(x, t):
+            w, b = x["w"], x["b"]
+            r = w - t
+            return (r**2).sum() + 0.5 * (w[1] - w[0] ** 2) ** 2 + jnp.cosh(b) + w.sum() * b
+
+    else:
+        import tensorflow as tf
+
+        def fun(x, t):
+            w, b = x["w"], x["b"]
+            r = w - t
+            extra = 0.5 * (w[1] - w[0] ** 2) ** 2 + tf.cosh(b) + tf.reduce_sum(w) * b
+            return tf.reduce_sum(r**2) + extra
+
+    return fun
+
+
+_FW_CASES = [
+    (name, method)
+    for name in ("torch", "jax")
+    if name in INSTALLED
+    for method in (*GRADIENT_METHODS, "trust-krylov")
+] + [("tensorflow", "L-BFGS-B")] * ("tensorflow" in INSTALLED)
+
+
+@pytest.mark.parametrize(("name", "method"), _FW_CASES)
+def test_frameworks_equal_sequential(name, method):
+    fw = get_framework(name)
+    with fw.x64():
+        x0n, tn = _problems(4, seed=1)
+        x0 = {k: fw.tensor(v) for k, v in x0n.items()}
+        target = fw.tensor(tn)
+        fun = _fw_fun(name)
+        res = dm.minimize_batched(fun, x0, batch_args=(target,), method=method)
+        for i, r in enumerate(res.results):
+            row = {k: fw.tensor(v[i]) for k, v in x0n.items()}
+            alone = dm.minimize(
+                fun, row, args=(fw.tensor(tn[i]),), method=method, jac="autodiff"
+            )
+            _same(r, alone, exact=False)
+            for k in alone.x:
+                np.testing.assert_allclose(
+                    fw.to_numpy(r.x[k]), fw.to_numpy(alone.x[k]), rtol=1e-10, atol=1e-12
+                )
+        assert fw.type_check(res.x["w"]) and tuple(res.x["w"].shape) == (4, 2)
+
+
+@pytest.mark.skipif("torch" not in INSTALLED, reason="needs PyTorch")
+def test_torch_pair_with_autograd_falls_back_to_rows():
+    import torch
+
+    def fun(x, t):  # jac=True written with torch.autograd.grad: not under vmap
+        v = ((x["w"] - t) ** 2).sum() + torch.cosh(x["b"])
+        g = torch.autograd.grad(v, [x["w"], x["b"]])
+        return v, {"w": g[0], "b": g[1]}
+
+    x0n, tn = _problems(3, seed=2)
+    x0 = {k: torch.tensor(v) for k, v in x0n.items()}
+    res = dm.minimize_batched(fun, x0, batch_args=(torch.tensor(tn),), jac=True)
+    for i, r in enumerate(res.results):
+        alone = dm.minimize(fun, _row(x0, i), args=(torch.tensor(tn[i]),), method="L-BFGS-B")
+        _same(r, alone, exact=True)
+
+
+# -- bounds, batch_args, the shrinking batch -------------------------------------------------
+def test_per_problem_and_shared_bounds():
+    x0, target = _problems(4, seed=4)
+    lb_w = np.full((4, 2), -0.3) + np.arange(4)[:, None] * 0.1  # per problem (x0's shape)
+    res = dm.minimize_batched(
+        _np_batched,
+        x0,
+        batch_args=(target,),
+        jac=True,
+        vectorized=True,
+        lb_dict={"w": lb_w, "b": -0.2},
+        ub_dict={"w": 0.5},
+    )
+    for i, r in enumerate(res.results):
+        alone = dm.minimize(
+            _np_single,
+            _row(x0, i),
+            args=(target[i],),
+            method="L-BFGS-B",
+            lb_dict={"w": lb_w[i], "b": -0.2},
+            ub_dict={"w": 0.5},
+        )
+        _same(r, alone, exact=True)
+        assert (r.x["w"] >= lb_w[i]).all()
+
+
+def test_bounds_below_above_names_problem():
+    x0, target = _problems(2)
+    with pytest.raises(ValueError, match=r"lb_dict\['w'\] > ub_dict\['w'\] for problem 1"):
+        dm.minimize_batched(
+            _np_batched,
+            x0,
+            batch_args=(target,),
+            jac=True,
+            vectorized=True,
+            lb_dict={"w": np.array([[0.0, 0.0], [2.0, 0.0]])},
+            ub_dict={"w": 1.0},
+        )
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_batch_shrinks_one_call_per_round(monkeypatch, fast):
+    if not fast:
+        monkeypatch.setattr(batched_fast, "available", lambda *a: False)
+    seen = []
+
+    def fun(x, idx, target):
+        seen.append(idx.copy())
+        return _np_batched(x, idx, target)
+
+    x0, target = _problems(7, seed=5)
+    res = dm.minimize_batched(fun, x0, batch_args=(target,), jac=True, vectorized=True)
+    counts = [len(i) for i in seen]
+    # round j holds exactly the problems that evaluate at least j + 1 times, never another
+    expected = [int((res.nfev > j).sum()) for j in range(int(res.nfev.max()))]
+    assert counts == expected == res.rows
+    assert counts[0] == 7 and counts == sorted(counts, reverse=True) and counts[-1] >= 1
+    for j, idx in enumerate(seen):
+        assert set(idx.tolist()) == set(np.flatnonzero(res.nfev > j).tolist())
+
+
+def test_max_rows_caps_calls_and_keeps_results():
+    x0, target = _problems(7, seed=5)
+    full = dm.minimize_batched(_np_batched, x0, batch_args=(target,), jac=True, vectorized=True)
+    capped = dm.minimize_batched(
+        _np_batched, x0, batch_args=(target,), jac=True, vectorized=True, max_rows=3
+    )
+    assert max(capped.rows) == 3 and capped.calls > full.calls
+    for a, b in zip(full.results, capped.results, strict=True):
+        _same(a, b, exact=True)
+
+
+# -- failures stay with their problem --------------------------------------------------------
+@pytest.mark.parametrize("fast", [True, False])
+def test_failing_row_fails_alone(monkeypatch, fast):
+    if not fast:
+        monkeypatch.setattr(batched_fast, "available", lambda *a: False)
+    calls = []
+
+    def fun(x, idx, target):
+        calls.append(idx.tolist())
+        if 2 in idx.tolist() and len(calls) > 3:
+            raise ZeroDivisionError("problem 2 breaks")
+        return _np_batched(x, idx, target)
+
+    x0, target = _problems(5, seed=6)
+    res = dm.minimize_batched(fun, x0, batch_args=(target,), jac=True, vectorized=True)
+    bad = res.results[2]
+    assert not bad.success and bad.status == -1 and bad.exception == "ZeroDivisionError"
+    assert "problem 2 breaks" in bad.message and bad.nfev >= 1
+    for i in (0, 1, 3, 4):
+        alone = dm.minimize(_np_single, _row(x0, i), args=(target[i],), method="L-BFGS-B")
+        _same(res.results[i], alone, exact=True)
+    assert not res.success[2] and res.success[[0, 1, 3, 4]].all()
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_nonfinite_at_x0_and_raise_policy(monkeypatch, fast):
+    if not fast:
+        monkeypatch.setattr(batched_fast, "available", lambda *a: False)
+    x0, target = _problems(4, seed=7)
+    x0["b"][1] = 800.0  # cosh overflows: not finite at problem 1's x0
+    with np.errstate(over="ignore", invalid="ignore"):
+        res = dm.minimize_batched(
+            _np_batched, x0, batch_args=(target,), jac=True, vectorized=True
+        )
+    assert res.results[1].exception == "NonFiniteError" and not res.success[1]
+    assert "not finite at x0" in res.results[1].message
+    assert res.success[[0, 2, 3]].all()
+
+
+def test_time_limit_trace_and_progress(capsys):
+    pytest.importorskip("tqdm")
+    x0, target = _problems(3, seed=8)
+    res = dm.minimize_batched(
+        _np_batched, x0, batch_args=(target,), jac=True, vectorized=True, trace=True,
+        progress={"file": sys.stderr},
+    )  # fmt: skip
+    for i, r in enumerate(res.results):
+        alone = dm.minimize(
+            _np_single, _row(x0, i), args=(target[i],), method="L-BFGS-B", trace=True
+        )
+        assert len(r.trace) == len(alone.trace) == r.nit + 1
+        np.testing.assert_array_equal(r.trace.fun, alone.trace.fun)
+    assert "3/3" in capsys.readouterr().err
+    stopped = dm.minimize_batched(
+        _np_batched, x0, batch_args=(target,), jac=True, vectorized=True, time_limit=1e-9
+    )
+    for r in stopped.results:
+        assert not r.success and r.status == 99 and "time limit" in r.message and r.nit == 1
+
+
+# -- sizes -------------------------------------------------------------------------------------
+def test_one_problem():
+    x0, target = _problems(1, seed=9)
+    res = dm.minimize_batched(
+        _np_batched, x0, batch_args=(target,), jac=True, vectorized=True, method="BFGS"
+    )
+    alone = dm.minimize(_np_single, _row(x0, 0), args=(target[0],), method="BFGS")
+    _same(res.results[0], alone, exact=True)
+
+
+def test_no_problems_never_calls_fun():
+    def fun(*a):
+        raise AssertionError("called")
+
+    res = dm.minimize_batched(
+        fun, {"w": np.zeros((0, 2)), "b": np.zeros(0)}, jac=True, vectorized=True
+    )
+    assert res.results == [] and res.x["w"].shape == (0, 2) and res.x["b"].shape == (0,)
+    assert res.calls == 0 and res.fun.shape == (0,)
+
+
+@derandomized("DM_HYPOTHESIS_BATCHED", 12)
+@given(
+    B=st.integers(1, 5),
+    shapes=st.lists(st.lists(st.integers(1, 3), max_size=2).map(tuple), min_size=1, max_size=3),
+    seed=st.integers(0, 100),
+)
+def test_hypothesis_leaf_shapes(B, shapes, seed):
+    rng = np.random.default_rng(seed)
+    keys = [f"k{i}" for i in range(len(shapes))]
+    x0 = {k: rng.normal(size=(B, *s)) for k, s in zip(keys, shapes, strict=True)}
+    centre = {k: rng.normal(size=(B, *s)) for k, s in zip(keys, shapes, strict=True)}
+
+    def batched(x, idx, c):
+        value = sum(((x[k] - c[k]) ** 2 + 0.1 * x[k] ** 4).reshape(len(idx), -1).sum(1) for k in keys)
+        return value, {k: 2 * (x[k] - c[k]) + 0.4 * x[k] ** 3 for k in keys}
+
+    def single(x, c):
+        value = sum(float(((x[k] - c[k]) ** 2 + 0.1 * x[k] ** 4).sum()) for k in keys)
+        return value, {k: 2 * (x[k] - c[k]) + 0.4 * x[k] ** 3 for k in keys}
+
+    res = dm.minimize_batched(batched, x0, batch_args=(centre,), jac=True, vectorized=True)
+    for i, r in enumerate(res.results):
+        alone = dm.minimize(single, _row(x0, i), args=(_row(centre, i),), method="L-BFGS-B")
+        for f in FIELDS:
+            assert r[f] == alone[f]
+        assert r.fun == pytest.approx(alone.fun, rel=1e-12, abs=1e-14)
+
+
+# -- errors ------------------------------------------------------------------------------------
+def test_errors_are_clear():
+    x0, target = _problems(2)
+    kw = {"batch_args": (target,), "jac": True, "vectorized": True}
+    with pytest.raises(ValueError, match=r"x0\['s'\] is 0-d"):
+        dm.minimize_batched(_np_batched, {"s": np.float64(1.0)}, jac=True, vectorized=True)
+    with pytest.raises(ValueError, match="same leading axis"):
+        dm.minimize_batched(_np_batched, {"w": np.zeros((2, 2)), "b": np.zeros(3)}, **kw)
+    with pytest.raises(ValueError, match="method 'nelder-mead' is not batched"):
+        dm.minimize_batched(_np_batched, x0, method="Nelder-Mead", **kw)
+    with pytest.raises(ValueError, match="jac='autodiff'.*or jac=True"):
+        dm.minimize_batched(_np_batched, x0, batch_args=(target,), jac="2-point")
+    with pytest.raises(ValueError, match="pass vectorized=True"):
+        dm.minimize_batched(_np_batched, x0, batch_args=(target,), jac=True)
+    with pytest.raises(ValueError, match=r"batch_args\[0\] has shape \(3, 2\)"):
+        dm.minimize_batched(_np_batched, x0, batch_args=(np.zeros((3, 2)),), jac=True)
+    with pytest.raises(TypeError, match="does not take constraints"):
+        dm.minimize_batched(_np_batched, x0, constraints=(), **kw)
+    with pytest.raises(ValueError, match="max_rows"):
+        dm.minimize_batched(_np_batched, x0, max_rows=0, **kw)
+    with pytest.raises(ValueError, match=r"returned values of shape \(2, 1\)"):
+        dm.minimize_batched(
+            lambda x, idx, t: (np.zeros((len(idx), 1)), {"w": x["w"], "b": x["b"]}), x0, **kw
+        )
+
+
+def test_missing_greenlet_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "greenlet", None)
+    monkeypatch.setattr(batched_fast, "available", lambda *a: False)
+    x0, target = _problems(2)
+    with pytest.raises(ImportError, match=r"dict_minimize\[batched\]"):
+        dm.minimize_batched(_np_batched, x0, batch_args=(target,), jac=True, vectorized=True)
+
+
+# -- minimize_many / multistart ----------------------------------------------------------------
+@pytest.mark.skipif("torch" not in INSTALLED, reason="needs PyTorch")
+def test_minimize_many_and_multistart_batched_equal_unbatched():
+    import torch
+
+    def fun(x, t):
+        v = ((x["w"] - t) ** 2).sum() + 0.1 * (x["w"] ** 4).sum()
+        return v
+
+    rng = np.random.default_rng(11)
+    x0s = [{"w": torch.tensor(rng.normal(size=2))} for _ in range(4)]
+    args = [(torch.tensor(rng.normal(size=2)),) for _ in range(4)]
+    kw = {"jac": "autodiff", "method": "BFGS"}
+    plain = dm.minimize_many(fun, x0s, args=args, **kw)
+    batched = dm.minimize_many(fun, x0s, args=args, batched=True, **kw)
+    for a, b in zip(plain, batched, strict=True):
+        _same(b, a, exact=False)
+    lb, ub = {"w": -2.0}, {"w": 2.0}
+    t = (torch.tensor([0.5, -0.5]),)
+    one = dm.multistart(fun, {"w": torch.zeros(2)}, 5, seed=0, lb_dict=lb, ub_dict=ub, args=t,
+                        jac="autodiff")  # fmt: skip
+    many = dm.multistart(fun, {"w": torch.zeros(2)}, 5, seed=0, lb_dict=lb, ub_dict=ub, args=t,
+                         jac="autodiff", batched=True)  # fmt: skip
+    assert one.best_index == many.best_index
+    for a, b in zip(one.starts, many.starts, strict=True):
+        _same(b, a, exact=False)
+    with pytest.raises(ValueError, match="one structure"):
+        dm.minimize_many(fun, [x0s[0], {"w": torch.zeros(3)}], args=t, batched=True, **kw)
