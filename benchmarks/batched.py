@@ -10,9 +10,13 @@ Two problems, each at B = 10, 100, 1,000, 10,000 (L-BFGS-B, float64):
 
 Contenders, interleaved round by round (medians of the rounds):
 
-- ``ours batched``: ``dict_minimize.minimize_batched`` where this checkout has it, else the lean
-  driver it runs (``dict_minimize._solvers.lbfgsb_batch.lbfgsb_batched``) on the batched
-  function below; one evaluation of every unfinished problem per round;
+- ``ours batched``: ``dict_minimize.minimize_batched(loss, x0, batch_args=..., jac="autodiff")``
+  on the per-problem loss, which the package vectorizes (``torch.func.vmap``, ``jax.vmap``);
+- ``ours vectorized``: ``minimize_batched(..., vectorized=True, jac=True)`` on the batched
+  function below (in the framework's tensors), the form BoTorch's users write;
+- ``lean driver``: the core ``minimize_batched`` runs for L-BFGS-B
+  (``dict_minimize._solvers.lbfgsb_batch.lbfgsb_batched``) on the same batched function, NumPy
+  in and out, without the package's per-problem layer (checks, counts, best point, result);
 - ``sequential``: B calls of ``dict_minimize.minimize(loss, {"v": ...}, jac="autodiff")``;
 - ``pool``: ``minimize_many`` on a 2-process pool (spawned once, outside the timing);
 - ``botorch``: BoTorch's ``fmin_l_bfgs_b_batched`` on the same batched function
@@ -54,15 +58,13 @@ from typing import Any
 import numpy as np
 import scipy
 
-import dict_minimize
-from dict_minimize import minimize, minimize_many
+from dict_minimize import minimize, minimize_batched, minimize_many
 from dict_minimize._solvers.lbfgsb_batch import lbfgsb_batched
 from dict_minimize._threads import limit_blas_threads
 
 RESULTS = Path(__file__).resolve().parent / "results" / "batched.json"
 SIZES = (10, 100, 1_000, 10_000)
 POINTS = 500
-CONTENDERS = ("ours batched", "sequential", "pool", "botorch")
 # Hartmann-6's constants (alpha, A, P)
 H_ALPHA = np.array([1.0, 1.2, 3.0, 3.2])
 H_A = np.array(
@@ -116,6 +118,26 @@ def hartmann_loss_torch(d: dict, alpha: Any, a: Any, p: Any) -> Any:
 
     v = d["v"]
     return -(alpha * torch.exp(-(a * (v - p) ** 2).sum(-1))).sum(-1)
+
+
+def calibration_vectorized_torch(x: dict, idx: Any, lp: Any, l1p: Any, y: Any) -> Any:
+    """The batched function in PyTorch's tensors (minimize_batched's ``vectorized=True``)."""
+    import torch
+
+    v = x["v"].detach().requires_grad_(True)
+    z = v[:, 0:1] * lp - v[:, 1:2] * l1p + v[:, 2:3]
+    f = (torch.nn.functional.softplus(z) - y * z).mean(dim=1)
+    (g,) = torch.autograd.grad(f.sum(), v)
+    return f.detach(), {"v": g}
+
+
+def hartmann_vectorized_torch(x: dict, idx: Any, alpha: Any, a: Any, p: Any) -> Any:
+    import torch
+
+    v = x["v"].detach().requires_grad_(True)
+    f = hartmann_loss_torch({"v": v[:, None, :]}, alpha, a, p)
+    (g,) = torch.autograd.grad(f.sum(), v)
+    return f.detach(), {"v": g}
 
 
 # -- the batched functions: evaluate(idx, X) -> (f, G), NumPy in and out -------------------------
@@ -182,6 +204,11 @@ class JaxBatched:
         f, g = self.run(xp, ip, *self.data)
         return np.asarray(f)[:k], np.asarray(g)[:k]
 
+    def vectorized(self, x: dict, idx: Any, *rows: Any) -> Any:
+        """minimize_batched's ``vectorized=True`` form: the stacked dict of JAX arrays."""
+        f, g = self(np.asarray(idx, dtype=np.int64), np.asarray(x["v"]))
+        return f, {"v": g}
+
 
 @dataclass
 class Problem:
@@ -196,6 +223,9 @@ class Problem:
     loss: Callable[..., Any]
     args: list[tuple[Any, ...]]  # per problem
     to_tensor: Callable[[np.ndarray], Any]
+    batch_args: tuple[Any, ...] = ()  # minimize_batched's: per problem, leading axis B
+    shared: tuple[Any, ...] = ()  # minimize_batched's args
+    vectorized: Callable[..., Any] | None = None  # fun(x_active, idx, *batch_args, *shared)
 
 
 def build(name: str, b: int, points: int = POINTS) -> Problem:
@@ -208,7 +238,8 @@ def build(name: str, b: int, points: int = POINTS) -> Problem:
         shared = tuple(torch.from_numpy(a) for a in data)
         return Problem(
             name, "torch", x0, np.zeros(6), np.ones(6), TorchBatched("hartmann", data),
-            hartmann_loss_torch, [shared] * b, torch.from_numpy,
+            hartmann_loss_torch, [shared] * b, torch.from_numpy, (), shared,
+            hartmann_vectorized_torch,
         )
     data = calibration_data(b, points)
     x0 = np.tile([1.0, 1.0, 0.0], (b, 1))
@@ -220,6 +251,7 @@ def build(name: str, b: int, points: int = POINTS) -> Problem:
         return Problem(
             name, "torch", x0, lower, upper, TorchBatched("calibration", data),
             calibration_loss_torch, rows, torch.from_numpy,
+            tuple(torch.from_numpy(a) for a in data), (), calibration_vectorized_torch,
         )
     import jax.numpy as jnp
 
@@ -227,7 +259,8 @@ def build(name: str, b: int, points: int = POINTS) -> Problem:
     evaluate.warm(b, 3)
     rows = [tuple(jnp.asarray(a[i]) for a in data) for i in range(b)]
     return Problem(
-        name, "jax", x0, lower, upper, evaluate, calibration_loss_jax, rows, jnp.asarray
+        name, "jax", x0, lower, upper, evaluate, calibration_loss_jax, rows, jnp.asarray,
+        tuple(jnp.asarray(a) for a in data), (), evaluate.vectorized,
     )
 
 
@@ -242,15 +275,34 @@ class Timed:
         self.seconds = 0.0
         self.calls = 0
 
-    def __call__(self, idx: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def __call__(self, *a: Any) -> Any:
         start = time.perf_counter()
-        out = self.evaluate(idx, x)
+        out = self.evaluate(*a)
         self.seconds += time.perf_counter() - start
         self.calls += 1
         return out
 
 
-def ours(prob: Problem) -> tuple[list[Any], float]:
+def ours_batched(prob: Problem) -> tuple[list[Any], None]:
+    x0 = {"v": prob.to_tensor(prob.x0)}
+    kw = _keywords(prob)
+    res = minimize_batched(prob.loss, x0, batch_args=prob.batch_args, args=prob.shared, **kw)
+    return res.results, None
+
+
+def ours_vectorized(prob: Problem) -> tuple[list[Any], float]:
+    assert prob.vectorized is not None
+    timed = Timed(prob.vectorized)
+    x0 = {"v": prob.to_tensor(prob.x0)}
+    kw = {**_keywords(prob), "jac": True}
+    start = time.perf_counter()
+    res = minimize_batched(
+        timed, x0, batch_args=prob.batch_args, args=prob.shared, vectorized=True, jit=False, **kw
+    )
+    return res.results, time.perf_counter() - start - timed.seconds
+
+
+def lean(prob: Problem) -> tuple[list[Any], float]:
     b, n = prob.x0.shape
     timed = Timed(prob.evaluate)
     start = time.perf_counter()
@@ -321,7 +373,9 @@ def measure(
 ) -> dict[str, Any]:
     """Warm each contender once on a few problems, then ``rounds`` interleaved rounds."""
     run: dict[str, Callable[[Problem], tuple[list[Any], float | None]]] = {
-        "ours batched": ours,
+        "ours batched": ours_batched,
+        "ours vectorized": ours_vectorized,
+        "lean driver": lean,
         "sequential": sequential,
         "pool": lambda p: pool(p, executor),
         "botorch": botorch,
@@ -384,25 +438,48 @@ def machine() -> dict[str, Any]:
     return facts
 
 
+LABELS = {
+    "ours batched": "ours batched",
+    "ours vectorized": "ours vectorized",
+    "lean driver": "lean driver",
+    "sequential": "sequential",
+    "pool": "2-process pool",
+    "botorch": "BoTorch batched",
+}
+
+
+def _ratio(s: dict[str, float], slow: str, fast: str) -> str:
+    return f"{s[slow] / s[fast]:.1f}x" if slow in s and fast in s else "-"
+
+
+def _us(m: dict[str, Any], name: str) -> str:
+    cost = m["bridge_s_per_problem_iteration"].get(name)
+    return f"{cost * 1e6:.0f}" if cost is not None else "-"
+
+
 def table(data: dict[str, Any]) -> str:
-    """The Markdown table of the medians, with the speed-ups over sequential and BoTorch."""
-    lines = [
-        "| problem | B | ours batched | sequential | 2-process pool | BoTorch batched "
-        "| x sequential | x BoTorch | bridge per problem-iteration |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    """The Markdown tables: the medians with the speed-ups, and the bridge's cost."""
+    head = ["problem", "B", *LABELS.values(), "batched vs sequential", "vectorized vs BoTorch"]
+    lines = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
+    costs = [
+        "| problem | B | ours vectorized | lean driver | BoTorch batched |",
+        "|---|---:|---:|---:|---:|",
     ]
     for name, by_b in data["problems"].items():
         for b, m in by_b.items():
             s = m["seconds"]
-            cell = [f"{s[k]:.3g} s" if k in s else "-" for k in CONTENDERS]
-            ours_s = s.get("ours batched")
-            vs_seq = f"{s['sequential'] / ours_s:.1f}" if ours_s and "sequential" in s else "-"
-            vs_bo = f"{s['botorch'] / ours_s:.1f}" if ours_s and "botorch" in s else "-"
-            cost = m["bridge_s_per_problem_iteration"].get("ours batched")
-            per = f"{cost * 1e6:.1f} µs" if cost is not None else "-"
-            row = [name, f"{int(b):,}", *cell, vs_seq, vs_bo, per]
-            lines.append("| " + " | ".join(row) + " |")
-    return "\n".join(lines)
+            cell = [f"{s[k]:.3g} s" if k in s else "-" for k in LABELS]
+            ratios = [
+                _ratio(s, "sequential", "ours batched"),
+                _ratio(s, "botorch", "ours vectorized"),
+            ]
+            lines.append("| " + " | ".join([name, f"{int(b):,}", *cell, *ratios]) + " |")
+            us = [_us(m, k) for k in ("ours vectorized", "lean driver", "botorch")]
+            costs.append("| " + " | ".join([name, f"{int(b):,}", *us]) + " |")
+    return "\n".join(
+        [*lines, "", "Bridge: µs per problem per iteration, outside the batched function", "",
+         *costs]
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -412,11 +489,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", type=lambda s: [int(x) for x in s.split(",")])
     parser.add_argument("--points", type=int, default=POINTS)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--big-rounds", type=int, default=1, help="rounds at B >= 10,000")
+    parser.add_argument("--big-rounds", type=int, default=1, help="rounds at B >= 1,000")
     parser.add_argument("--max-sequential", type=int, default=1_000,
                         help="the largest B for the sequential and pool contenders")
     parser.add_argument("--problems", default="calibration-torch,calibration-jax,hartmann-torch")
-    parser.add_argument("--contenders", default=",".join(CONTENDERS))
+    parser.add_argument("--contenders", default=",".join(LABELS))
     parser.add_argument("--output", default=str(RESULTS), help="the JSON file ('-': none)")
     opts = parser.parse_args(argv)
     sizes = opts.sizes or ([10, 100] if opts.quick else list(SIZES))
@@ -430,9 +507,6 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(1)  # as the sequential solves run (threads="auto": one thread)
     data: dict[str, Any] = {"machine": machine(), "problems": {}}
-    data["machine"]["ours"] = (
-        "minimize_batched" if hasattr(dict_minimize, "minimize_batched") else "lbfgsb_batched"
-    )
     ctx = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(2, mp_context=ctx) as executor:
         for name in opts.problems.split(","):
@@ -441,7 +515,7 @@ def main(argv: list[str] | None = None) -> int:
                 prob = build(name, b, opts.points)
                 slow = ("sequential", "pool")
                 here = [c for c in names if b <= opts.max_sequential or c not in slow]
-                r = opts.big_rounds if b >= 10_000 else rounds
+                r = opts.big_rounds if b >= 1_000 else rounds
                 start = time.perf_counter()
                 data["problems"][name][str(b)] = measure(prob, here, r, executor, opts.points)
                 print(f"{name} B={b}: {time.perf_counter() - start:.1f} s "

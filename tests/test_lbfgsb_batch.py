@@ -23,6 +23,7 @@ from dict_minimize._threads import limit_blas_threads
 
 from .conftest import derandomized
 
+
 @pytest.fixture(autouse=True)
 def _one_blas_thread() -> Any:
     """SciPy's reference solves on one BLAS thread, as the driver runs (a busy machine's
