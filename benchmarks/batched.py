@@ -382,7 +382,7 @@ def measure(
     }
     small = build(prob.name, 2, points) if prob.x0.shape[0] > 2 else prob
     for name in names:  # imports, compilations, the pool's first tasks
-        run[name](small if name in ("sequential", "pool") else prob)
+        run[name](small)
     times: dict[str, list[float]] = {k: [] for k in names}
     bridge: dict[str, list[float]] = {k: [] for k in names}
     results: dict[str, list[Any]] = {}
