@@ -19,8 +19,18 @@ from hypothesis import strategies as st
 
 from dict_minimize._solvers import lbfgsb_batch
 from dict_minimize._solvers.lbfgsb_batch import fast_path_available, lbfgsb_batched
+from dict_minimize._threads import limit_blas_threads
 
 from .conftest import derandomized
+
+
+@pytest.fixture(autouse=True)
+def _one_blas_thread() -> Any:
+    """SciPy's reference solves on one BLAS thread, as the driver runs (a busy machine's
+    OpenBLAS threads make each small solve 100x slower)."""
+    with limit_blas_threads(1):
+        yield
+
 
 pytestmark = pytest.mark.skipif(
     not fast_path_available(), reason=f"no batched L-BFGS-B fast path for SciPy {scipy.__version__}"

@@ -2,8 +2,8 @@
 
 Interface (what ``minimize_batched``'s fast path calls)::
 
-    lbfgsb_batched(evaluate, x0, lower, upper, options, on_iteration=None, max_rows=None)
-        -> list[scipy.optimize.OptimizeResult]
+    lbfgsb_batched(evaluate, x0, lower, upper, options, on_iteration=None, max_rows=None,
+                   blas_threads=1) -> list[scipy.optimize.OptimizeResult]
     fast_path_available() -> bool
 
 - ``evaluate(idx, X) -> (f, G)``: ``idx`` is an int64 array ``(k,)`` of problem indices into
@@ -19,6 +19,11 @@ Interface (what ``minimize_batched``'s fast path calls)::
 - ``on_iteration(i, x_i, f_i) -> bool``: called after each iteration of problem ``i`` with a
   copy of its iterate and its value; ``True`` stops that problem as a callback raising
   ``StopIteration`` does in ``scipy.optimize.minimize`` (status 99).
+- ``blas_threads``: the cap on the threads of SciPy's own BLAS (which the core calls) during
+  the run, as ``threads=`` caps it for one solve (``DICT_MINIMIZE_THREADS`` overrides it; None:
+  left alone). Uncapped, OpenBLAS's threads make each ``setulb`` call of a small problem
+  milliseconds instead of microseconds on a busy machine. The objective's threads are the
+  caller's.
 - Returns one ``OptimizeResult`` per problem, in order, each exactly what
   ``scipy.optimize.minimize(fun_i, x0_i, jac=True, method="L-BFGS-B", bounds=..., options=...)``
   returns: the same ``x`` bits, ``fun``, ``jac``, ``nfev``, ``njev``, ``nit``, ``status``,
@@ -41,6 +46,8 @@ from typing import Any
 import numpy as np
 import scipy
 from scipy.optimize import OptimizeResult
+
+from .._threads import blas_limit
 
 __all__ = ["SUPPORTED_OPTIONS", "fast_path_available", "lbfgsb_batched"]
 
@@ -250,6 +257,7 @@ def lbfgsb_batched(
     options: Mapping[str, Any] | None,
     on_iteration: OnIteration | None = None,
     max_rows: int | None = None,
+    blas_threads: int | None = 1,
 ) -> list[OptimizeResult]:
     """Solve B problems with SciPy's L-BFGS-B core, one batched evaluation per round.
 
@@ -284,11 +292,12 @@ def lbfgsb_batched(
     _evaluate(evaluate, state, everyone, max_rows)
     rows = state.rows()
     pending = everyone[~state.all_fixed]
-    while pending.size:
-        pending = _advance(setulb, state, rows, pending, opts, on_iteration)
-        # ScalarFunction re-evaluates only where x moved since its last evaluation
-        moved = ~(state.x[pending] == state.x_eval[pending]).all(axis=1)
-        _evaluate(evaluate, state, pending[moved], max_rows)
+    with blas_limit(blas_threads):
+        while pending.size:
+            pending = _advance(setulb, state, rows, pending, opts, on_iteration)
+            # ScalarFunction re-evaluates only where x moved since its last evaluation
+            moved = ~(state.x[pending] == state.x_eval[pending]).all(axis=1)
+            _evaluate(evaluate, state, pending[moved], max_rows)
     return [
         _result(state, i, opts, status_messages, task_messages, hess_inv_class)
         for i in range(x0.shape[0])
