@@ -540,3 +540,28 @@ def test_keyboard_interrupt_returns_each_best_point(monkeypatch, fast):
     for r in res.results:
         assert not r.success and r.status == -1 and "KeyboardInterrupt" in r.message
         assert np.isfinite(r.fun) and r.nfev >= 1
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_nonfinite_raise_mid_run_fails_that_problem_alone(monkeypatch, fast):
+    if not fast:
+        monkeypatch.setattr(batched_fast, "available", lambda *a: False)
+    seen = {"n": 0}
+
+    def fun(x, idx, target):
+        value, grad = _np_batched(x, idx, target)
+        seen["n"] += 1
+        if seen["n"] >= 3:  # problem 1 turns NaN from its third evaluation on
+            value = np.where(idx == 1, np.nan, value)
+        return value, grad
+
+    x0, target = _problems(3, seed=15)
+    res = dm.minimize_batched(
+        fun, x0, batch_args=(target,), jac=True, vectorized=True, nonfinite="raise"
+    )
+    bad = res.results[1]
+    assert bad.exception == "NonFiniteError" and "evaluation 3" in bad.message
+    assert bad.nfev == 3 and np.isfinite(bad.fun)  # the best point before it
+    for i in (0, 2):
+        alone = dm.minimize(_np_single, _row(x0, i), args=(target[i],), method="L-BFGS-B")
+        _same(res.results[i], alone, exact=True)
