@@ -50,6 +50,9 @@ class TorchBatch:
             for a in batch_args
         )
         self.mode, self.vectorized = mode, vectorized
+        found: list[Any] = []
+        take_rows(self.batch_args, lambda t: found.append(t) or t)
+        self._batch = int(found[0].shape[0]) if found and found[0].dim() else None
         self.looped = False  # jac=True, vectorized=False, fun not vmappable: per-row calls
         build, shared = layout.build, args
 
@@ -101,12 +104,18 @@ class TorchBatch:
         return np.array(f, dtype=np.float64), G
 
     def _rows(self, idx: np.ndarray) -> tuple:
+        if self._everyone(idx):  # every problem (the first rounds): no gather, no copy
+            return self.batch_args
         index = torch.from_numpy(idx)
 
         def take(t: Any) -> Any:
             return t[index.to(t.device)]
 
         return tuple(take_rows(a, take) for a in self.batch_args)
+
+    def _everyone(self, idx: np.ndarray) -> bool:
+        B = self._batch
+        return B == len(idx) and bool((idx == np.arange(B)).all())
 
     def stack(self, X: np.ndarray) -> list[torch.Tensor]:
         return self._leaves(X)
