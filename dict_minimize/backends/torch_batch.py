@@ -115,7 +115,7 @@ class TorchBatch:
 
     def _everyone(self, idx: np.ndarray) -> bool:
         B = self._batch
-        return B == len(idx) and bool((idx == np.arange(B)).all())
+        return len(idx) == B and bool((idx == np.arange(B)).all())
 
     def stack(self, X: np.ndarray) -> list[torch.Tensor]:
         return self._leaves(X)
