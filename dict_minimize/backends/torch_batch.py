@@ -51,7 +51,12 @@ class TorchBatch:
         )
         self.mode, self.vectorized = mode, vectorized
         found: list[Any] = []
-        take_rows(self.batch_args, lambda t: found.append(t) or t)
+
+        def collect(t: Any) -> Any:
+            found.append(t)
+            return t
+
+        take_rows(self.batch_args, collect)
         self._batch = int(found[0].shape[0]) if found and found[0].dim() else None
         self.looped = False  # jac=True, vectorized=False, fun not vmappable: per-row calls
         build, shared = layout.build, args
@@ -115,7 +120,7 @@ class TorchBatch:
 
     def _everyone(self, idx: np.ndarray) -> bool:
         B = self._batch
-        return len(idx) == B and bool((idx == np.arange(B)).all())
+        return B is not None and len(idx) == B and bool((idx == np.arange(B)).all())
 
     def stack(self, X: np.ndarray) -> list[torch.Tensor]:
         return self._leaves(X)
