@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import scipy.optimize
 
+from dict_minimize._solvers.batched_rows import _failed_row, _Plan, _Row, _setup
 from dict_minimize._solvers.minimize_steps import _call_scipy, _finish
 
 #: L-BFGS-B options the generic path takes and the fast path reads itself
@@ -53,14 +54,13 @@ def _raiser(exc: BaseException) -> Any:
     return fun
 
 
-def run(plan: Any, driver: Any, setup: Any, row_cls: Any, failed_result: Any) -> list[Any]:
-    """Every problem's result through the fast path (``setup``/``row_cls``/``failed_result``:
-    the batch module's per-problem steps, passed in to keep one definition of each)."""
+def run(plan: _Plan, driver: Any) -> list[Any]:
+    """Every problem's result through the fast path."""
     from dict_minimize._solvers.lbfgsb_batch import lbfgsb_batched
 
     B, n = plan.X0.shape
-    rows = [row_cls(i, None) for i in range(B)]
-    steps = [setup(plan, r) for r in rows]
+    rows = [_Row(i, None) for i in range(B)]
+    steps = [_setup(plan, r) for r in rows]
     failed: dict[int, BaseException] = {}
 
     def evaluate(idx: np.ndarray, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -135,6 +135,6 @@ def run(plan: Any, driver: Any, setup: Any, row_cls: Any, failed_result: Any) ->
                 None, None, st.report, None,
             )  # fmt: skip
         except Exception as exc:
-            out = failed_result(exc, plan, i)
+            out = _failed_row(exc, plan, i)
         results.append(out)
     return results
