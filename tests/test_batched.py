@@ -563,3 +563,24 @@ def test_nonfinite_raise_mid_run_fails_that_problem_alone(monkeypatch, fast):
     for i in (0, 2):
         alone = dm.minimize(_np_single, _row(x0, i), args=(target[i],), method="L-BFGS-B")
         _same(res.results[i], alone, exact=True)
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_callback_per_problem_equals_sequential(monkeypatch, fast):
+    if not fast:
+        monkeypatch.setattr(batched_fast, "available", lambda *a: False)
+
+    def callback(intermediate_result):  # stop a problem once its value is below 1
+        if intermediate_result.fun < 1.0:
+            raise StopIteration
+
+    x0, target = _problems(4, seed=16)
+    res = dm.minimize_batched(
+        _np_batched, x0, batch_args=(target,), jac=True, vectorized=True, callback=callback
+    )
+    for i, r in enumerate(res.results):
+        alone = dm.minimize(
+            _np_single, _row(x0, i), args=(target[i],), method="L-BFGS-B", callback=callback
+        )
+        _same(r, alone, exact=True)
+    assert (res.status == 99).any()
