@@ -584,3 +584,25 @@ def test_callback_per_problem_equals_sequential(monkeypatch, fast):
         )
         _same(r, alone, exact=True)
     assert (res.status == 99).any()
+
+
+@pytest.mark.skipif("tensorflow" not in INSTALLED, reason="needs TensorFlow")
+def test_tensorflow_pair_with_its_own_tape_runs_vectorized():
+    import tensorflow as tf
+
+    def pair(x, t):
+        with tf.GradientTape() as tape:
+            tape.watch(x["w"])
+            v = tf.reduce_sum((x["w"] - t) ** 2) + 0.1 * tf.reduce_sum(x["w"] ** 4)
+        return v, {"w": tape.gradient(v, x["w"])}
+
+    rng = np.random.default_rng(17)
+    x0n, tn = rng.normal(size=(3, 2)), rng.normal(size=(3, 2))
+    res = dm.minimize_batched(
+        pair, {"w": tf.constant(x0n)}, batch_args=(tf.constant(tn),), jac=True
+    )
+    for i, r in enumerate(res.results):
+        alone = dm.minimize(
+            pair, {"w": tf.constant(x0n[i])}, args=(tf.constant(tn[i]),), method="L-BFGS-B"
+        )
+        _same(r, alone, exact=False)

@@ -266,7 +266,8 @@ def minimize_batched(
         jac: ``'autodiff'`` (the default; ``fun`` returns only the value) or ``True`` (``fun``
             returns ``(value, grad_dict)``). PyTorch with ``jac=True`` and
             ``vectorized=False``: a ``fun`` that calls ``torch.autograd.grad`` cannot run
-            under ``vmap``, and is then called once per problem (correct, not faster).
+            under ``vmap``, and is then called once per problem (correct, not faster); one that
+            differentiates itself with ``jax.grad`` or a ``tf.GradientTape`` is vectorized.
         lb_dict: lower bounds. A bound whose shape is ``x0[key].shape`` (leading axis
             included) gives each problem its own; anything else is shared, read as
             :func:`~dict_minimize.minimize` reads it for one problem.
