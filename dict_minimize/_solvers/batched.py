@@ -60,11 +60,20 @@ class BatchedResult(OptimizeResult):
     ``x``: the solutions stacked, a dict like ``x0`` (leading axis B, x0's dtypes and device);
     ``fun``, ``success``, ``status``, ``nit``, ``nfev``, ``njev``: (B,) NumPy arrays of the
     per-problem fields; ``calls``: how many batched calls of ``fun`` ran (``rows``: their row
-    counts, in order).
+    counts, in order); ``path``: ``'fast'`` (SciPy's compiled L-BFGS-B core driven for the whole
+    batch) or ``'generic'`` (each problem's ``scipy.optimize.minimize`` as a coroutine).
+
+    Example:
+        >>> import numpy as np
+        >>> from dict_minimize import minimize_batched
+        >>> res = minimize_batched(lambda x, idx: ((x["v"] - 1) ** 2, {"v": 2 * (x["v"] - 1)}),
+        ...                        {"v": np.zeros(4)}, jac=True, vectorized=True)
+        >>> len(res.results), res.x["v"].round(6).tolist(), res.calls
+        (4, [1.0, 1.0, 1.0, 1.0], 2)
     """
 
 
-def _row_layout(layout: Layout, x0: Any) -> tuple[Layout, int]:
+def _row_layout(layout: Layout) -> tuple[Layout, int]:
     """The layout of one problem (every leaf without its leading axis) and the batch size."""
     sizes = set()
     for key, shape in zip(layout.keys, layout.shapes, strict=True):
@@ -329,7 +338,7 @@ def minimize_batched(
             success=np.zeros(0, bool), **{f: np.zeros(0, np.int64) for f in _COUNTS},
         )  # fmt: skip
     be, big, _, _, flat, _ = prepare(x0, backend, None, None)
-    layout, B = _row_layout(big, x0)
+    layout, B = _row_layout(big)
     bounds = problem_bounds(lb_dict, ub_dict, layout, be, B)
     results, driver, evaluator = solve_batched(
         fun,
