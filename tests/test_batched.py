@@ -242,7 +242,10 @@ def test_batch_shrinks_one_call_per_round(monkeypatch, fast):
         assert set(idx.tolist()) == set(np.flatnonzero(res.nfev > j).tolist())
 
 
-def test_max_rows_caps_calls_and_keeps_results():
+@pytest.mark.parametrize("fast", [True, False])
+def test_max_rows_caps_calls_and_keeps_results(monkeypatch, fast):
+    if not fast:
+        monkeypatch.setattr(batched_fast, "available", lambda *a: False)
     x0, target = _problems(7, seed=5)
     full = dm.minimize_batched(_np_batched, x0, batch_args=(target,), jac=True, vectorized=True)
     capped = dm.minimize_batched(
