@@ -12,37 +12,29 @@ iterations, counts, messages, traces and non-finite handling are those of ``mini
 
 from __future__ import annotations
 
-import contextlib
+import copy
 import dataclasses
 import math
-import traceback
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 
 from dict_minimize._errors import at, fmt_shape, type_name, unknown_keyword
-from dict_minimize._problem.objective import Objective
 from dict_minimize._problem.prepare import check_common, prepare
-from dict_minimize._problem.result import OptimizeResult, _first_row
-from dict_minimize._problem.trace import Monitor, bar_total, check_time_limit, check_trace_arg
+from dict_minimize._problem.result import OptimizeResult
+from dict_minimize._problem.trace import check_time_limit, check_trace_arg
 from dict_minimize._solvers import batched_fast
 from dict_minimize._solvers.batched_bounds import problem_bounds
 from dict_minimize._solvers.batched_drive import Driver
+from dict_minimize._solvers.batched_rows import _Plan, _task
 from dict_minimize._solvers.minimize_steps import (
-    _SCIPY_STOPS,
-    _call_scipy,
     _check_hessians,
-    _finish,
-    _flat_functions,
     _is_autodiff,
     _jac_mode,
-    _make_objective,
     _normalize_method,
-    _wants_result,
-    _wrap_callback,
 )
-from dict_minimize._structure.layout import Layout, values_by_key
+from dict_minimize._structure.layout import Layout, values_by_key, x0_items
 from dict_minimize._threads import check_threads, solve_threads
 
 __all__ = ["BatchedResult", "minimize_batched"]
@@ -72,60 +64,6 @@ class BatchedResult(OptimizeResult):
     """
 
 
-class _RowObjective(Objective):
-    """One problem's objective, whose every evaluation is a request to the batch driver."""
-
-    __slots__ = ()
-
-    def value(self, x: np.ndarray) -> float:
-        # the value alone (the stop of a method that ignores StopIteration): one evaluation,
-        # counted as minimize counts it
-        source = self.ad if self.ad is not None else self.pair
-        assert source is not None
-        f, _ = source.value_and_grad(x)
-        self.nfev += 1
-        return self._checked(x, f, None)
-
-
-class _Row:
-    """What the row's Objective takes for its autodiff / compiled pair: requests that pause
-    the problem's coroutine until the driver has evaluated the round."""
-
-    __slots__ = ("driver", "given", "i")
-
-    fun_calls = 0
-
-    def __init__(self, i: int, driver: Any) -> None:
-        self.i, self.driver = i, driver
-        self.given: tuple[float, np.ndarray] | None = None  # the fast path's row, handed in
-
-    def value_and_grad(self, x: np.ndarray, owned: bool = False) -> tuple[float, np.ndarray]:
-        given = self.given
-        if given is not None:
-            self.given = None
-            return given
-        return self.driver.switch(("vg", self.i, x, None))  # type: ignore[no-any-return]
-
-    def hvp(self, x: np.ndarray, p: np.ndarray) -> np.ndarray:
-        return self.driver.switch(("hvp", self.i, x, p))  # type: ignore[no-any-return]
-
-    def hess(self, x: np.ndarray) -> np.ndarray:  # pragma: no cover - excluded by the checks
-        raise RuntimeError("dense Hessians are not batched")
-
-
-@dataclasses.dataclass
-class _Sources:
-    """The backend record ``_make_objective`` reads, handing out the row's requests."""
-
-    row: _Row
-
-    def scalar_ad(self, *args: Any, **kwargs: Any) -> _Row:
-        return self.row
-
-    def compile_pair(self, *args: Any, **kwargs: Any) -> _Row:
-        return self.row
-
-
 def _row_layout(layout: Layout, x0: Any) -> tuple[Layout, int]:
     """The layout of one problem (every leaf without its leading axis) and the batch size."""
     sizes = set()
@@ -152,6 +90,17 @@ def _row_layout(layout: Layout, x0: Any) -> tuple[Layout, int]:
     return row, sizes.pop()
 
 
+#: the integer fields of the stacked result
+_COUNTS = ("nit", "nfev", "njev", "status")
+
+
+def _empty_batch(x0: Any) -> bool:
+    """Every leaf of x0 has a leading axis of length 0 (B = 0)."""
+    _, _, leaves = x0_items(x0)
+    shapes = [getattr(v, "shape", None) for v in leaves]
+    return bool(shapes) and all(s is not None and len(s) > 0 and s[0] == 0 for s in shapes)
+
+
 def _matrix(flat: np.ndarray, big: Layout, row: Layout, B: int) -> np.ndarray:
     """The stacked flat vector of x0 as the (B, n) matrix of the problems' start points."""
     blocks = [
@@ -163,22 +112,6 @@ def _matrix(flat: np.ndarray, big: Layout, row: Layout, B: int) -> np.ndarray:
     ):
         X[:, a:b] = blk
     return X
-
-
-def _failed(exc: BaseException, x0: Any) -> OptimizeResult:
-    """A problem whose solve raised: the best point its run saw (x0 if none), as
-    ``minimize_many`` reports it."""
-    attached = getattr(exc, "dict_minimize_result", None)
-    out = OptimizeResult(attached) if attached is not None else OptimizeResult(x=x0)
-    out.setdefault("fun", math.nan)
-    out.setdefault("jac", None)
-    for count in ("nfev", "njev", "nit"):
-        out.setdefault(count, 0)
-    out["success"], out["status"] = False, -1
-    out["message"] = f"{type(exc).__name__}: {exc}"
-    out["exception"] = type(exc).__name__
-    out["traceback"] = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    return out
 
 
 def _check_batch_args(batch_args: Any, B: int) -> tuple:
@@ -235,147 +168,6 @@ def _check_mode(mode: str, be: Any, vectorized: bool, name: str, hess: Any, hess
         )
 
 
-@dataclasses.dataclass
-class _Plan:
-    """What every problem's solve shares (the keywords of ``minimize``, checked once)."""
-
-    fun: Callable
-    args: tuple
-    layout: Layout
-    codec: Any
-    mode: Any
-    jac: Any
-    hessp: Any
-    name: str
-    method: str
-    jit: bool | None
-    nonfinite: str
-    tol: Any
-    callback: Any
-    options: dict[str, Any] | None
-    record: bool
-    keep_x: bool
-    limit: float | None
-    X0: np.ndarray
-    bounds: list[Any] | None
-
-
-@dataclasses.dataclass
-class _Setup:
-    """One problem's objective, SciPy's functions, monitor, callback and options."""
-
-    run: Objective
-    fun_flat: Callable
-    jac_flat: Any
-    hessp_flat: Any
-    monitor: Monitor | None
-    callback: Callable | None
-    options: dict[str, Any] | None
-    report: bool
-
-
-def _setup(plan: _Plan, row: _Row) -> _Setup:
-    """The steps of ``solve`` before SciPy runs, with the row's requests as the objective."""
-    name, callback = plan.name, plan.callback
-    watch = plan.record or plan.limit is not None
-    track_last = watch or (
-        callback is not None and (_wants_result(callback) or name not in _SCIPY_STOPS)
-    )
-    run = _make_objective(
-        plan.fun,
-        plan.args,
-        plan.layout,
-        plan.codec,
-        _Sources(row),
-        plan.mode,
-        plan.jac,
-        None,
-        plan.hessp,
-        name,
-        plan.jit,
-        plan.nonfinite,
-        False,
-        track_last,
-    )
-    run.__class__ = _RowObjective
-    fun_flat, jac_flat, _, hessp_flat = _flat_functions(
-        run, plan.mode, plan.jac, None, plan.hessp, plan.method, True
-    )
-    monitor = None
-    if watch:
-        monitor = Monitor(
-            trace=plan.record,
-            keep_x=plan.keep_x,
-            progress=False,
-            time_limit=plan.limit,
-            method=name,
-            total=bar_total(plan.options),
-        )
-        run.on_first = _first_row(monitor, run)
-        run.on_first_grad = monitor.first_grad
-    scipy_callback = (
-        None
-        if callback is None and monitor is None
-        else _wrap_callback(callback, run, name, monitor)
-    )
-    options = None if plan.options is None else dict(plan.options)
-    report = False
-    if name == "l-bfgs-b" and options is not None:  # as solve() honours them
-        report = bool(options.pop("disp", False)) | (int(options.pop("iprint", -1)) >= 0)
-    return _Setup(run, fun_flat, jac_flat, hessp_flat, monitor, scipy_callback, options, report)
-
-
-def _solve_row(plan: _Plan, i: int, driver: Any) -> OptimizeResult:
-    """Problem ``i``'s solve: ``solve``'s steps, SciPy pausing at each evaluation."""
-    st = _setup(plan, _Row(i, driver))
-    x0 = plan.X0[i]
-    res, stopped = _call_scipy(
-        st.run,
-        st.monitor,
-        contextlib.nullcontext(),  # the driver holds the thread caps for the whole batch
-        "return",
-        None,
-        st.fun_flat,
-        x0,
-        method=plan.method,
-        jac=st.jac_flat,
-        bounds=None if plan.bounds is None else plan.bounds[i],
-        tol=plan.tol,
-        callback=st.callback,
-        options=st.options,
-        **({} if st.hessp_flat is None else {"hessp": st.hessp_flat}),
-    )
-    if stopped is not None:
-        return stopped  # type: ignore[no-any-return]
-    return _finish(
-        res,
-        st.run,
-        st.monitor,
-        plan.name,
-        plan.method,
-        x0,
-        plan.nonfinite,
-        None,
-        plan.hessp,
-        st.report,
-        None,
-    )
-
-
-def _failed_row(exc: BaseException, plan: _Plan, i: int) -> OptimizeResult:
-    return _failed(exc, plan.layout.build(plan.codec.unflatten(plan.X0[i], for_objective=False)))
-
-
-def _task(plan: _Plan, i: int, driver: Any) -> Callable[[], OptimizeResult]:
-    def solve() -> OptimizeResult:
-        try:
-            return _solve_row(plan, i, driver)
-        except Exception as exc:
-            return _failed_row(exc, plan, i)
-
-    return solve
-
-
 def _bar(progress: Any, total: int) -> Any:
     if progress is None or progress is False:
         return None
@@ -407,7 +199,7 @@ def _collect(
             codec = get_backend(layout.backend_name).make_codec(layout)
         X[i] = codec.flatten(None, values_by_key(r.x, layout))[1]
     out = BatchedResult(results=results, x=big.build(evaluator.stack(X)))
-    for field in ("fun", "nit", "nfev", "njev", "status"):
+    for field in ("fun", *_COUNTS):
         dtype = np.float64 if field == "fun" else np.int64
         out[field] = np.array([r.get(field, 0) for r in results], dtype=dtype)
     out["success"] = np.array([bool(r.success) for r in results], dtype=bool)
@@ -459,9 +251,11 @@ def minimize_batched(
             problems (PyTorch ``torch.func.vmap``, JAX ``jax.vmap`` under ``jax.jit``,
             TensorFlow ``tf.vectorized_map``). With ``vectorized=True`` (the only form for
             NumPy), ``fun(x_active, idx, *batch_args_active, *args)`` takes the stacked points of
-            the active problems (leading axis k), their indices into the batch (a NumPy int64
-            array) and the rows of ``batch_args`` for them, and returns the k values (with
-            ``jac=True``: the k values and the stacked gradient dict).
+            the active problems (leading axis k), their indices into the batch (an int64 array:
+            NumPy for NumPy and PyTorch, a traced JAX array under ``jax.jit``, a TensorFlow
+            tensor) and the rows of ``batch_args`` for them, and returns the k values (with
+            ``jac=True``: the k values and the stacked gradient dict). Under JAX's ``jit`` the
+            rows are padded to a power of two with copies of the first active row.
         x0: the start points, a dict (or pytree) of tensors each with the leading axis B.
         batch_args: per-problem data, a tuple of tensors (or nested tuples/dicts of them) with
             the same leading axis B.
@@ -521,13 +315,18 @@ def minimize_batched(
         ...     return (r**2).sum(axis=1), {"w": 2 * r}
         >>> res = minimize_batched(fun, {"w": np.zeros((3, 2))}, batch_args=(np.arange(3.0),),
         ...                        jac=True, vectorized=True)
-        >>> res.x["w"].round(6).tolist(), res.success.all()
+        >>> res.x["w"].round(6).tolist(), bool(res.success.all())
         ([[0.0, 0.0], [1.0, 1.0], [2.0, 2.0]], True)
     """
     _check_keywords(unknown)
     args = check_common(fun, x0, args, backend, jit)
     if not isinstance(method, str):
         raise TypeError(f"method must be a string; got a {type_name(method)}")
+    if _empty_batch(x0):  # B = 0: nothing to solve, fun never called
+        return BatchedResult(
+            results=[], x=copy.copy(x0), path="none", calls=0, rows=[], fun=np.zeros(0),
+            success=np.zeros(0, bool), **{f: np.zeros(0, np.int64) for f in _COUNTS},
+        )  # fmt: skip
     be, big, _, _, flat, _ = prepare(x0, backend, None, None)
     layout, B = _row_layout(big, x0)
     bounds = problem_bounds(lb_dict, ub_dict, layout, be, B)
@@ -638,7 +437,7 @@ def solve_batched(
         with solve_threads(threads, layout.n, be):
             if fast and batched_fast.available(plan, progress):
                 driver.path = "fast"
-                results = batched_fast.run(plan, driver, _setup, _Row, _failed_row)
+                results = batched_fast.run(plan, driver)
             else:
                 results = driver.run([_task(plan, i, driver) for i in range(B)])
     finally:

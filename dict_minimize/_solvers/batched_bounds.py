@@ -7,6 +7,7 @@ own row; any other bound is shared and broadcasts over one problem's shape, exac
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,7 +15,13 @@ import numpy as np
 from scipy.optimize import Bounds
 
 from dict_minimize._errors import at
-from dict_minimize._problem.bounds import _LOWER_ABOVE, _bound_array, _round_inward, make_bounds
+from dict_minimize._problem.bounds import (
+    _LOWER_ABOVE,
+    _bound_array,
+    _by_path,
+    _round_inward,
+    make_bounds,
+)
 from dict_minimize._structure.layout import Layout
 from dict_minimize._structure.types import Backend
 
@@ -31,7 +38,7 @@ def _shape(value: Any) -> tuple[int, ...] | None:
 
 def _split(d: Any, row: Layout, B: int) -> tuple[Any, dict[Any, Any]]:
     """(the shared bounds, the per-problem ones) of one of lb_dict / ub_dict."""
-    if not isinstance(d, Mapping) or row.tree is not None:
+    if not isinstance(d, Mapping):
         return d, {}
     where = {k: i for i, k in enumerate(row.keys)}
     per = {
@@ -66,6 +73,10 @@ def problem_bounds(
     """
     if lb_dict is None and ub_dict is None:
         return None
+    if row.tree is not None:  # nested: per-leaf bounds by path, then read as a flat dict of paths
+        lb_dict = None if lb_dict is None else _by_path(lb_dict, "lb_dict", row)
+        ub_dict = None if ub_dict is None else _by_path(ub_dict, "ub_dict", row)
+        row = dataclasses.replace(row, tree=None)
     lb_shared, lb_per = _split(lb_dict, row, B)
     ub_shared, ub_per = _split(ub_dict, row, B)
     shared = make_bounds(

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import scipy.optimize
 
-from dict_minimize._problem.result import OptimizeResult
+from dict_minimize._solvers.batched_rows import _failed_row, _Plan, _Row, _setup
 from dict_minimize._solvers.minimize_steps import _call_scipy, _finish
 
 #: L-BFGS-B options the generic path takes and the fast path reads itself
@@ -54,14 +54,13 @@ def _raiser(exc: BaseException) -> Any:
     return fun
 
 
-def run(plan: Any, driver: Any, setup: Any, row_cls: Any, failed_result: Any) -> list[Any]:
-    """Every problem's result through the fast path (``setup``/``row_cls``/``failed_result``:
-    the batch module's per-problem steps, passed in to keep one definition of each)."""
+def run(plan: _Plan, driver: Any) -> list[Any]:
+    """Every problem's result through the fast path."""
     from dict_minimize._solvers.lbfgsb_batch import lbfgsb_batched
 
     B, n = plan.X0.shape
-    rows = [row_cls(i, None) for i in range(B)]
-    steps = [setup(plan, r) for r in rows]
+    rows = [_Row(i, None) for i in range(B)]
+    steps = [_setup(plan, r) for r in rows]
     failed: dict[int, BaseException] = {}
 
     def evaluate(idx: np.ndarray, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -100,13 +99,24 @@ def run(plan: Any, driver: Any, setup: Any, row_cls: Any, failed_result: Any) ->
         if st.monitor is not None:
             st.monitor.start()
     lower, upper = _limits(plan, B)
-    raw = lbfgsb_batched(
-        evaluate, plan.X0, lower, upper, options, on_iteration, max_rows=driver.max_rows
-    )
+    raw: list[Any] | None = None
+    # on Ctrl-C every problem stops as minimize stops: with its best point
+    with contextlib.suppress(KeyboardInterrupt):
+        raw = lbfgsb_batched(
+            evaluate, plan.X0, lower, upper, options, on_iteration, max_rows=driver.max_rows
+        )
     results = []
-    for i, (st, res) in enumerate(zip(steps, raw, strict=True)):
+    for i, st in enumerate(steps):
         if st.monitor is not None:
             st.monitor.close()
+        if raw is None:
+            _, out = _call_scipy(
+                st.run, st.monitor, contextlib.nullcontext(), "return", None,
+                _raiser(KeyboardInterrupt()), plan.X0[i], method=plan.method, jac=True,
+            )  # fmt: skip
+            results.append(out)
+            continue
+        res = raw[i]
         try:
             if i in failed:  # minimize's handling of an exception raised inside SciPy
                 _call_scipy(
@@ -125,6 +135,6 @@ def run(plan: Any, driver: Any, setup: Any, row_cls: Any, failed_result: Any) ->
                 None, None, st.report, None,
             )  # fmt: skip
         except Exception as exc:
-            out = failed_result(exc, plan, i)
+            out = _failed_row(exc, plan, i)
         results.append(out)
     return results

@@ -47,7 +47,9 @@ class NumpyBatch:
         check_values(f.shape, k)
         grads = stacked_grads(grad, lay, k, _shape)
         G = np.empty((k, lay.n))
-        for (a, b), g in zip(zip(lay.offsets[:-1], lay.offsets[1:], strict=True), grads, strict=False):
+        for (a, b), g in zip(
+            zip(lay.offsets[:-1], lay.offsets[1:], strict=True), grads, strict=False
+        ):
             G[:, a:b] = np.reshape(np.asarray(g, dtype=np.float64), (k, b - a))
         return np.array(f), G
 

@@ -9,6 +9,7 @@ gradients come back as one (k,) and one (k, n) array.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
@@ -137,17 +138,9 @@ class TensorflowBatch:
         for a, b, s, dt, dev in zip(
             lay.offsets[:-1], lay.offsets[1:], lay.shapes, lay.dtypes, lay.devices, strict=True
         ):
-            with tf.device(dev) if dev else _null():
+            with tf.device(dev) if dev else contextlib.nullcontext():
                 out.append(tf.cast(tf.constant(X[:, a:b].reshape((k, *s))), dt))
         return out
-
-
-class _null:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: Any) -> None:
-        return None
 
 
 def batch(

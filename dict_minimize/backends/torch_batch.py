@@ -50,6 +50,14 @@ class TorchBatch:
             for a in batch_args
         )
         self.mode, self.vectorized = mode, vectorized
+        found: list[Any] = []
+
+        def collect(t: Any) -> Any:
+            found.append(t)
+            return t
+
+        take_rows(self.batch_args, collect)
+        self._batch = int(found[0].shape[0]) if found and found[0].dim() else None
         self.looped = False  # jac=True, vectorized=False, fun not vmappable: per-row calls
         build, shared = layout.build, args
 
@@ -101,12 +109,18 @@ class TorchBatch:
         return np.array(f, dtype=np.float64), G
 
     def _rows(self, idx: np.ndarray) -> tuple:
+        if self._everyone(idx):  # every problem (the first rounds): no gather, no copy
+            return self.batch_args
         index = torch.from_numpy(idx)
 
         def take(t: Any) -> Any:
             return t[index.to(t.device)]
 
         return tuple(take_rows(a, take) for a in self.batch_args)
+
+    def _everyone(self, idx: np.ndarray) -> bool:
+        B = self._batch
+        return B is not None and len(idx) == B and bool((idx == np.arange(B)).all())
 
     def stack(self, X: np.ndarray) -> list[torch.Tensor]:
         return self._leaves(X)
@@ -131,7 +145,10 @@ class TorchBatch:
                     )
                 check_values(tuple(values.shape), k)
                 found = torch.autograd.grad(values.sum(), leaves, allow_unused=True)
-                grads = [torch.zeros_like(t) if g is None else g for t, g in zip(leaves, found, strict=False)]
+                grads = [
+                    torch.zeros_like(t) if g is None else g
+                    for t, g in zip(leaves, found, strict=False)
+                ]
             return self._host(values, grads, k)
         leaves = self._leaves(X)
         if self.mode == "autodiff":
@@ -150,7 +167,11 @@ class TorchBatch:
         lay = self.layout
         for j in range(k):
             mine = [t[j].detach().clone().requires_grad_(True) for t in leaves]
-            row_args = tuple(take_rows(a, lambda t, j=j: t[j]) for a in rows)
+
+            def at_row(t: Any, j: int = j) -> Any:
+                return t[j]
+
+            row_args = tuple(take_rows(a, at_row) for a in rows)
             value, grad = split_pair(self.fun(lay.build(mine), *row_args, *self.args))
             values.append(torch.as_tensor(value).detach().reshape(()).to(torch.float64))
             grads.append(stacked_grads(grad, lay, 1, lambda g: (1, *g.shape)))
@@ -168,7 +189,9 @@ class TorchBatch:
             g = torch.autograd.grad(values.sum(), leaves, create_graph=True, allow_unused=True)
             dot = sum((gi * pi).sum() for gi, pi in zip(g, ps, strict=False) if gi is not None)
             found = torch.autograd.grad(dot, leaves, allow_unused=True)  # type: ignore[arg-type]
-            hv = [torch.zeros_like(t) if h is None else h for t, h in zip(leaves, found, strict=False)]
+            hv = [
+                torch.zeros_like(t) if h is None else h for t, h in zip(leaves, found, strict=False)
+            ]
         else:
             hv = list(self._hvp(tuple(self._leaves(X)), tuple(self._leaves(P)), *rows))
         return self._host(torch.zeros(k, dtype=torch.float64), hv, k)[1]
