@@ -410,6 +410,69 @@ def measure(
     return out
 
 
+def hartmann_numpy(idx: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Hartmann-6 and its gradient on the rows of ``x`` (k, 6), by hand in NumPy."""
+    d = x[:, None, :] - H_P
+    e = np.exp(-(H_A * d * d).sum(-1)) * H_ALPHA
+    return -e.sum(-1), (2 * H_A * d * e[:, :, None]).sum(1)
+
+
+def bridge_cpu(b: int = 1_000, rounds: int = 3, singles: int = 200) -> dict[str, float]:
+    """The bridge's CPU time per problem-iteration (process time, so the machine's load counts
+    less than in wall time) on the NumPy Hartmann-6 multistart: the lean driver, BoTorch's
+    driver, and SciPy's own wrapper (``scipy.optimize.minimize`` on ``singles`` problems)."""
+    import scipy.optimize
+
+    spent = [0.0]
+
+    def timed(idx: Any, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        start = time.process_time()
+        out = hartmann_numpy(idx, x)
+        spent[0] += time.process_time() - start
+        return out
+
+    x0 = np.random.default_rng(1).uniform(0.0, 1.0, (b, 6))
+    lo, hi = np.zeros((b, 6)), np.ones((b, 6))
+
+    def lean_run() -> list[Any]:
+        return lbfgsb_batched(timed, x0, lo, hi, {})
+
+    def botorch_run() -> list[Any]:
+        from botorch.optim.batched_lbfgs_b import fmin_l_bfgs_b_batched
+
+        bounds = [(0.0, 1.0)] * 6
+        return fmin_l_bfgs_b_batched(
+            lambda x, batch_indices: timed(None, x), x0, bounds=bounds, pass_batch_indices=True
+        )[2]
+
+    def scipy_run() -> list[Any]:
+        box = scipy.optimize.Bounds(np.zeros(6), np.ones(6))
+
+        def one(x: np.ndarray) -> tuple[Any, np.ndarray]:
+            f, g = timed(None, x[None])
+            return f[0], g[0]
+
+        return [
+            scipy.optimize.minimize(one, x, jac=True, method="L-BFGS-B", bounds=box)
+            for x in x0[:singles]
+        ]
+
+    runs = {"lean driver": lean_run, "scipy.optimize.minimize": scipy_run}
+    if have_botorch():
+        runs["botorch"] = botorch_run
+    out: dict[str, list[float]] = {k: [] for k in runs}
+    with limit_blas_threads(1):
+        for _ in range(rounds):
+            for name, fn in runs.items():
+                spent[0] = 0.0
+                start = time.process_time()
+                res = fn()
+                total = time.process_time() - start
+                iterations = sum(int(r["nit"]) for r in res)
+                out[name].append((total - spent[0]) / iterations)
+    return {k: statistics.median(v) for k, v in out.items()}
+
+
 def machine() -> dict[str, Any]:
     import torch
 
@@ -459,7 +522,8 @@ def _us(m: dict[str, Any], name: str) -> str:
 
 def table(data: dict[str, Any]) -> str:
     """The Markdown tables: the medians with the speed-ups, and the bridge's cost."""
-    head = ["problem", "B", *LABELS.values(), "batched vs sequential", "vectorized vs BoTorch"]
+    head = ["problem", "B", *LABELS.values(), "batched vs sequential", "vectorized vs BoTorch",
+            "lean vs BoTorch"]
     lines = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
     costs = [
         "| problem | B | ours vectorized | lean driver | BoTorch batched |",
@@ -472,13 +536,16 @@ def table(data: dict[str, Any]) -> str:
             ratios = [
                 _ratio(s, "sequential", "ours batched"),
                 _ratio(s, "botorch", "ours vectorized"),
+                _ratio(s, "botorch", "lean driver"),
             ]
             lines.append("| " + " | ".join([name, f"{int(b):,}", *cell, *ratios]) + " |")
             us = [_us(m, k) for k in ("ours vectorized", "lean driver", "botorch")]
             costs.append("| " + " | ".join([name, f"{int(b):,}", *us]) + " |")
+    cpu = data.get("bridge_cpu_s_per_problem_iteration", {})
+    cpu_line = ", ".join(f"{k} {v * 1e6:.1f} µs" for k, v in cpu.items())
     return "\n".join(
         [*lines, "", "Bridge: µs per problem per iteration, outside the batched function", "",
-         *costs]
+         *costs, "", f"CPU time per problem-iteration (NumPy Hartmann-6, B = 1,000): {cpu_line}"]
     )
 
 
@@ -495,7 +562,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--problems", default="calibration-torch,calibration-jax,hartmann-torch")
     parser.add_argument("--contenders", default=",".join(LABELS))
     parser.add_argument("--output", default=str(RESULTS), help="the JSON file ('-': none)")
+    parser.add_argument("--bridge-only", action="store_true",
+                        help="only the bridge's CPU time, added to the JSON in --output")
     opts = parser.parse_args(argv)
+    if opts.bridge_only:
+        cpu = bridge_cpu()
+        print({k: f"{v * 1e6:.1f} µs" for k, v in cpu.items()})
+        if opts.output != "-":
+            stored = json.loads(Path(opts.output).read_text())
+            stored["bridge_cpu_s_per_problem_iteration"] = cpu
+            Path(opts.output).write_text(json.dumps(stored, indent=1, default=float) + "\n")
+        return 0
     sizes = opts.sizes or ([10, 100] if opts.quick else list(SIZES))
     rounds = 1 if opts.quick else opts.rounds
     names = [c for c in opts.contenders.split(",") if c]
@@ -520,6 +597,10 @@ def main(argv: list[str] | None = None) -> int:
                 data["problems"][name][str(b)] = measure(prob, here, r, executor, opts.points)
                 print(f"{name} B={b}: {time.perf_counter() - start:.1f} s "
                       f"{data['problems'][name][str(b)]['seconds']}", flush=True)
+    top = min(1_000, max(sizes))
+    data["bridge_cpu_s_per_problem_iteration"] = bridge_cpu(
+        top, rounds=1 if opts.quick else rounds, singles=min(200, top)
+    )
     data["machine"]["load_after"] = os.getloadavg()
     print(table(data))
     if opts.output != "-":

@@ -60,6 +60,8 @@ def test_benchmark_runs_and_writes_its_json(tmp_path: Path, capsys: pytest.Captu
             agree = m["vs_sequential"][contender]
             assert agree["same_nit"] == 1.0 and agree["max_rel_fun"] < 1e-10, (name, contender)
         assert set(m["bridge_s_per_problem_iteration"]) >= {"lean driver", "ours vectorized"}
+    cpu = data["bridge_cpu_s_per_problem_iteration"]
+    assert set(cpu) >= {"lean driver", "scipy.optimize.minimize"}
     printed = capsys.readouterr().out
     assert "| problem | B |" in printed and "Bridge: µs per problem per iteration" in printed
     if not BB.have_botorch():

@@ -51,7 +51,8 @@ TOOLS=(pytest hypothesis pytest-timeout mypy)
 # the tests of what depends on NumPy, SciPy and JAX releases (1.5 to 3 minutes)
 FAST=(
     tests/test_minimize.py tests/test_scipy_contract.py tests/test_least_squares.py
-    tests/test_root.py tests/test_autodiff_jax.py tests/test_packaging.py tests/test_lbfgsb_batch.py
+    tests/test_root.py tests/test_autodiff_jax.py tests/test_packaging.py
+    tests/test_lbfgsb_batch.py
 )
 
 case "$which" in

@@ -34,7 +34,7 @@ def draw(data: dict[str, Any]) -> Any:
     from matplotlib.figure import Figure
 
     problems = data["problems"]
-    fig = Figure(figsize=(4.0 * max(len(problems), 1), 4.0), dpi=100, layout="constrained")
+    fig = Figure(figsize=(4.0 * max(len(problems), 1), 4.6), dpi=100, layout="constrained")
     axes = fig.subplots(1, max(len(problems), 1), squeeze=False)[0]
     for ax, (name, by_b) in zip(axes, problems.items(), strict=False):
         sizes = sorted(by_b, key=int)
@@ -49,7 +49,8 @@ def draw(data: dict[str, Any]) -> Any:
         ax.set_title(name)
         ax.grid(True, which="major", alpha=0.3)
     axes[0].set_ylabel("wall time (s), median")
-    axes[0].legend(fontsize="small")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=3, fontsize="small")
     load_avg = data.get("machine", {}).get("load_before")
     note = f"; load average {load_avg[0]:.1f} at the start" if load_avg else ""
     fig.suptitle(f"L-BFGS-B on B problems, float64{note}")
