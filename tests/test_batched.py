@@ -609,3 +609,25 @@ def test_tensorflow_pair_with_its_own_tape_runs_vectorized():
             pair, {"w": tf.constant(x0n[i])}, args=(tf.constant(tn[i]),), method="L-BFGS-B"
         )
         _same(r, alone, exact=False)
+
+
+@pytest.mark.skipif("jax" not in INSTALLED, reason="needs JAX")
+def test_jax_compiles_once_per_fun_and_signature():
+    import jax
+    import jax.numpy as jnp
+
+    traces = []
+
+    def fun(x, t, scale):
+        traces.append(1)  # runs only while JAX traces
+        return scale * ((x["w"] - t) ** 2).sum() + 0.1 * (x["w"] ** 4).sum()
+
+    with jax.enable_x64(True):
+        rng = np.random.default_rng(18)
+        x0 = {"w": jnp.asarray(rng.normal(size=(4, 2)))}
+        t = jnp.asarray(rng.normal(size=(4, 2)))
+        first = dm.minimize_batched(fun, x0, batch_args=(t,), args=(2.0,))
+        n = len(traces)
+        again = dm.minimize_batched(fun, x0, batch_args=(t * 1.5,), args=(3.0,))  # new data
+        assert len(traces) == n and first.success.all() and again.success.all()
+        assert not np.allclose(np.asarray(first.x["w"]), np.asarray(again.x["w"]))
