@@ -13,18 +13,21 @@ NEEDS = {
         "dict_minimize/_models/torch.py",
         "dict_minimize/backends/torch.py",
         "dict_minimize/backends/torch_ad.py",
+        "dict_minimize/backends/torch_batch.py",
     ],
     "tensorflow": [
         "dict_minimize/tensorflow_api.py",
         "dict_minimize/_models/keras.py",
         "dict_minimize/backends/tensorflow.py",
         "dict_minimize/backends/tensorflow_ad.py",
+        "dict_minimize/backends/tensorflow_batch.py",
     ],
     "jax": [
         "dict_minimize/jax_api.py",
         "dict_minimize/backends/jax.py",
         "dict_minimize/backends/jax_ad.py",
         "dict_minimize/backends/jax_trace.py",
+        "dict_minimize/backends/jax_batch.py",
     ],
 }
 

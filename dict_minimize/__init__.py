@@ -18,6 +18,7 @@ from dict_minimize._problem.methods import Method, methods
 from dict_minimize._problem.objective import NonFiniteError
 from dict_minimize._problem.trace import Trace
 from dict_minimize._scale.many import minimize_many, multistart
+from dict_minimize._solvers.batched import BatchedResult, minimize_batched
 from dict_minimize._solvers.least_squares import least_squares
 from dict_minimize._solvers.minimize import OptimizeResult, PrecisionWarning, minimize
 from dict_minimize._solvers.minimize_steps import METHODS
@@ -26,6 +27,7 @@ from dict_minimize._version import __version__
 
 __all__ = [
     "METHODS",
+    "BatchedResult",
     "LinearConstraint",
     "Method",
     "NonFiniteError",
@@ -39,6 +41,7 @@ __all__ = [
     "least_squares",
     "methods",
     "minimize",
+    "minimize_batched",
     "minimize_many",
     "multistart",
     "read_log",

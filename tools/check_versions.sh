@@ -52,6 +52,7 @@ TOOLS=(pytest hypothesis pytest-timeout mypy)
 FAST=(
     tests/test_minimize.py tests/test_scipy_contract.py tests/test_least_squares.py
     tests/test_root.py tests/test_autodiff_jax.py tests/test_packaging.py
+    tests/test_lbfgsb_batch.py
 )
 
 case "$which" in

@@ -302,6 +302,7 @@ def minimize_many(
     executor: Any = None,
     progress: bool | Mapping[str, Any] = False,
     chunksize: int | None = None,
+    batched: bool = False,
     **options: Any,
 ) -> list[OptimizeResult]:
     """Solve many independent problems with :func:`~dict_minimize.minimize`, on any executor.
@@ -332,6 +333,12 @@ def minimize_many(
         chunksize: problems per task on an executor; by default the batch is cut into about
             32 tasks (at most 100 problems each), so thousands of tiny solves are not
             thousands of round trips. In this process with ``executor=None`` it has no effect.
+        batched: solve the problems as one batch with
+            :func:`~dict_minimize.minimize_batched`: each keeps its own SciPy run, and ``fun``
+            is vectorized over the unfinished ones (PyTorch, JAX, TensorFlow), one call per
+            round; the results equal the unbatched ones. The problems must share one
+            structure (keys, shapes, dtypes, devices); a list of per-problem ``args`` is
+            stacked into ``batch_args``; no executor. See [Batched solves](guide/batched.md).
         **options: every other keyword of :func:`~dict_minimize.minimize` (``method``,
             ``jac``, ``tol``, ``options``, ``trace``, ``callback``, ...), the same for every
             problem. ``callback`` runs where the problem runs, and so does ``threads``
@@ -380,6 +387,14 @@ def minimize_many(
     per_args = [a if isinstance(a, tuple) else (a,) for a in _per_problem(args, n, "args")]
     lbs = _per_problem(lb_dict, n, "lb_dict")
     ubs = _per_problem(ub_dict, n, "ub_dict")
+    if batched:
+        if executor is not None:
+            raise TypeError("batched=True solves the batch in this process: pass executor=None")
+        from dict_minimize._scale.many_batched import solve_many_batched
+
+        per = None if not isinstance(args, list) else per_args
+        shared = () if per is not None else per_args[0] if per_args else ()
+        return solve_many_batched(fun, starts, per, shared, lbs, ubs, options, progress)
     remote = not _in_process(executor)
     problems = _problems(starts, per_args, lbs, ubs, remote, options.get("backend"))
     return _run_all(fun, problems, options, executor, chunksize, progress)
@@ -433,6 +448,7 @@ def multistart(
     progress: bool | Mapping[str, Any] = False,
     args: Any = (),
     chunksize: int | None = None,
+    batched: bool = False,
     **options: Any,
 ) -> OptimizeResult:
     """Minimize one problem from ``n`` start points; the best result, with every start's.
@@ -455,6 +471,7 @@ def multistart(
         progress: a tqdm bar over completed starts.
         args: ``fun``'s extra arguments, the same for every start.
         chunksize: starts per task on an executor, as for :func:`minimize_many`.
+        batched: solve the starts as one batch, as for :func:`minimize_many`.
         **options: every other keyword of :func:`~dict_minimize.minimize`.
 
     Returns:
@@ -491,6 +508,7 @@ def multistart(
         executor=executor,
         progress=progress,
         chunksize=chunksize,
+        batched=batched,
         **options,
     )
     for r, x0 in zip(results, x0s, strict=True):

@@ -136,6 +136,27 @@ class VectorAD(Protocol):
     def vhp(self, x: FloatVector, v: FloatVector, p: FloatVector) -> FloatVector: ...
 
 
+class BatchEval(Protocol):
+    """One problem's objective evaluated for many problems at once (``minimize_batched``).
+
+    Built by a backend's ``batch(layout, fun, args, batch_args, mode=..., vectorized=...,
+    jit=...)`` for the layout of ONE problem; ``batch_args`` hold per-problem data with a
+    leading axis over the whole batch. Rows are problems: ``idx`` (k,) int64 says which, ``X``
+    is their (k, n) float64 points (one conversion of the whole matrix each way per call).
+
+    - ``value_and_grad(idx, X) -> ((k,) float64, (k, n) float64)``
+    - ``hvp(idx, X, P) -> (k, n) float64``: each row's exact Hessian-vector product.
+    - ``stack(X) -> list of tensors``: the rows as leaves with a leading axis, x0's dtypes and
+      devices (the stacked solution).
+    """
+
+    def value_and_grad(self, idx: np.ndarray, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def hvp(self, idx: np.ndarray, X: np.ndarray, P: np.ndarray) -> np.ndarray: ...
+
+    def stack(self, X: np.ndarray) -> list[Tensor]: ...
+
+
 class Backend(NamedTuple):
     """The record that adapts one framework to the core.
 
@@ -158,6 +179,9 @@ class Backend(NamedTuple):
     :mod:`dict_minimize._threads` caps during a solve; None for a framework whose threads
     cannot change after it starts (JAX/XLA, TensorFlow) or that has none of its own (NumPy: its
     BLAS is capped through threadpoolctl).
+
+    ``batch`` builds a :class:`BatchEval` (``minimize_batched``); its module is imported only
+    when a batched solve runs.
     """
 
     name: str
@@ -169,3 +193,6 @@ class Backend(NamedTuple):
     vector_ad: Callable[..., VectorAD] | None = None
     compile_pair: Callable[..., CompiledPair | None] | None = None
     intra_op_threads: tuple[Callable[[], int], Callable[[int], None]] | None = None
+    #: ``batch(layout, fun, args, batch_args, mode=, vectorized=, jit=) -> BatchEval``: many
+    #: problems of one layout in one call (``minimize_batched``)
+    batch: Callable[..., BatchEval] | None = None

@@ -20,6 +20,7 @@ from jax import lax
 from dict_minimize._errors import at, grad_shape, grad_type, not_floating, type_name
 from dict_minimize._structure.layout import Layout
 from dict_minimize._structure.types import Backend, Codec, EntryInfo
+from dict_minimize.backends._batch import lazy_batch
 from dict_minimize.backends._common import is_floating_np, np_concat64
 from dict_minimize.backends._runs import shape_runs
 from dict_minimize.backends.jax_ad import compile_pair, scalar_ad, vector_ad
@@ -214,4 +215,5 @@ BACKEND = Backend(
     scalar_ad=scalar_ad,
     vector_ad=vector_ad,
     compile_pair=compile_pair,
+    batch=lazy_batch("jax"),
 )

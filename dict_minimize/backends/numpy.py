@@ -10,6 +10,7 @@ import numpy as np
 from dict_minimize._errors import grad_shape, grad_type, not_floating
 from dict_minimize._structure.layout import Layout
 from dict_minimize._structure.types import Backend, Codec, EntryInfo
+from dict_minimize.backends._batch import lazy_batch
 from dict_minimize.backends._common import FLOAT_SCALARS, is_floating_np, np_concat64
 from dict_minimize.backends._numpy_pair import Compiled, supported
 from dict_minimize.backends._runs import shape_runs
@@ -150,5 +151,10 @@ def make_codec(layout: Layout) -> Codec:
 
 
 BACKEND = Backend(
-    name="numpy", owns=owns, describe=describe, make_codec=make_codec, to_numpy=to_numpy
+    name="numpy",
+    owns=owns,
+    describe=describe,
+    make_codec=make_codec,
+    to_numpy=to_numpy,
+    batch=lazy_batch("numpy"),
 )

@@ -17,6 +17,7 @@ from dict_minimize._errors import at, grad_shape, grad_type, not_floating, type_
 from dict_minimize._structure.layout import Layout
 from dict_minimize._structure.types import Backend, Codec, EntryInfo
 from dict_minimize.backends import tensorflow_ad
+from dict_minimize.backends._batch import lazy_batch
 from dict_minimize.backends._common import np_concat64
 from dict_minimize.backends._runs import shape_runs
 
@@ -197,4 +198,5 @@ BACKEND = Backend(
     scalar_ad=tensorflow_ad.scalar_ad,
     vector_ad=tensorflow_ad.vector_ad,
     compile_pair=tensorflow_ad.compile_pair,
+    batch=lazy_batch("tensorflow"),
 )

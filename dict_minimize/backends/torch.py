@@ -17,6 +17,7 @@ from dict_minimize._errors import at, entry, grad_shape, grad_type, not_floating
 from dict_minimize._structure.layout import Layout
 from dict_minimize._structure.types import Backend, Codec, EntryInfo
 from dict_minimize.backends import torch_ad
+from dict_minimize.backends._batch import lazy_batch
 from dict_minimize.backends._runs import shape_runs
 
 
@@ -245,4 +246,5 @@ BACKEND = Backend(
     scalar_ad=torch_ad.scalar_ad,
     vector_ad=torch_ad.vector_ad,
     intra_op_threads=(torch.get_num_threads, _set_threads),
+    batch=lazy_batch("torch"),
 )
