@@ -274,6 +274,7 @@ def test_default_method_follows_scipy(fw: Framework) -> None:
 
 def test_generic_api_public_surface() -> None:
     assert set(dict_minimize.__all__) == {
+        "BatchedResult",
         "METHODS",
         "LinearConstraint",
         "Method",
@@ -288,6 +289,7 @@ def test_generic_api_public_surface() -> None:
         "least_squares",
         "methods",
         "minimize",
+        "minimize_batched",
         "minimize_many",
         "multistart",
         "read_log",
