@@ -44,7 +44,7 @@ FLOORS=(
     "numpy==2.0.2" "scipy==1.17.0" "jax==0.8.0" "jaxlib==0.8.0" "threadpoolctl==3.1.0"
 )
 FLOORS_FULL=("tensorflow-cpu==2.19.0")
-NEWEST=(numpy scipy jax jaxlib threadpoolctl)
+NEWEST=(numpy scipy jax jaxlib threadpoolctl greenlet)
 NEWEST_FULL=(tensorflow-cpu keras flax equinox matplotlib tqdm "dask[distributed]" cloudpickle
     pandas scikit-learn betacal mkdocs-material "mkdocstrings[python]")
 TOOLS=(pytest hypothesis pytest-timeout mypy)
@@ -52,7 +52,7 @@ TOOLS=(pytest hypothesis pytest-timeout mypy)
 FAST=(
     tests/test_minimize.py tests/test_scipy_contract.py tests/test_least_squares.py
     tests/test_root.py tests/test_autodiff_jax.py tests/test_packaging.py
-    tests/test_lbfgsb_batch.py
+    tests/test_lbfgsb_batch.py tests/test_batched.py
 )
 
 case "$which" in
