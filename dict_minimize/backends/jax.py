@@ -22,7 +22,8 @@ from dict_minimize._structure.layout import Layout
 from dict_minimize._structure.types import Backend, Codec, EntryInfo
 from dict_minimize.backends._common import is_floating_np, np_concat64
 from dict_minimize.backends._runs import shape_runs
-from dict_minimize.backends.jax_ad import compile_pair, scalar_ad, sparse_products, vector_ad
+from dict_minimize.backends.jax_ad import compile_pair, scalar_ad, vector_ad
+from dict_minimize.backends.jax_sparse_ad import sparse_products
 
 
 def owns(value: Any) -> bool:
