@@ -422,25 +422,31 @@ class SparseDerivative:
                 r, c = (int(v) for v in missed[0])
                 raise ValueError(self._missed(r, lo + c, float(block[r, c]), len(missed)))
 
+    def _name(self, col: int) -> str:
+        """Column ``col`` of the flat vector as the entry of x0 it is: ``x0['w'][2, 1]``."""
+        lay = self.layout
+        if lay is None:
+            return f"column {col}"
+        i = int(np.searchsorted(lay.offsets, col, side="right")) - 1
+        index = np.unravel_index(col - lay.offsets[i], lay.shapes[i]) if lay.shapes[i] else ()
+        return at("x0", lay.keys[i]) + (
+            "[" + ", ".join(str(int(k)) for k in index) + "]" if index else ""
+        )
+
     def _missed(self, row: int, col: int, value: float, count: int) -> str:
-        entry, key_text = f"column {col}", ""
-        if self.layout is not None:
-            lay = self.layout
-            i = int(np.searchsorted(lay.offsets, col, side="right")) - 1
-            index = np.unravel_index(col - lay.offsets[i], lay.shapes[i]) if lay.shapes[i] else ()
-            key_text = f" (key {lay.keys[i]!r})"
-            entry = at("x0", lay.keys[i]) + (
-                "[" + ", ".join(str(int(k)) for k in index) + "]" if index else ""
-            )
-        out = f"row {row}"
-        if self.kind == "jac" and self.out_shape:
-            out += f" (output index {tuple(int(k) for k in np.unravel_index(row, self.out_shape))})"
-        what = "derivative" if self.kind == "jac" else "Hessian entry"
-        more = f" and {count - 1} more in the same block" if count > 1 else ""
+        if self.kind == "jac":
+            out = f"output {row}"
+            if self.out_shape:
+                idx = tuple(int(k) for k in np.unravel_index(row, self.out_shape))
+                out += f" (index {idx[0] if len(idx) == 1 else idx})"
+            what = f"the derivative of {out} with respect to {self._name(col)}"
+        else:
+            what = f"the Hessian entry ({self._name(row)}, {self._name(col)})"
+        more = f" ({count - 1} more in the same columns)" if count > 1 else ""
         return (
-            f"{self.where}: {self.name} misses a nonzero{key_text}: the {what} at {out}, "
-            f"{entry} is {value:.6g} at x0 but the pattern has no entry there{more}. Add it "
-            "to the pattern (a pattern must hold every entry that can be nonzero)"
+            f"{self.where}: {self.name} misses a nonzero: {what} is {value:.6g} at x0, and "
+            f"the pattern has no entry there{more}. Add it to the pattern: it must hold every "
+            "entry that can be nonzero"
         )
 
 
@@ -464,25 +470,38 @@ def make_products(
     return backend.sparse_products(layout, codec, fun, args, jit=jit)
 
 
-def report(**parts: Any) -> dict[str, Any]:
-    """``res.sparsity``: ``info()`` of each SparseDerivative given (lists stay lists, None
-    entries stay None)."""
+def objective_hessian(
+    spec: Any, layout: Layout, codec: Codec, backend: Backend, fun: Callable, args: tuple, jit: Any
+) -> SparseDerivative:
+    """The objective's sparse Hessian from ``hess_sparsity`` (``fun`` returns the value)."""
+    pattern = hessian_pattern(spec, layout, "hess_sparsity")
+    prods = make_products(backend, layout, codec, fun, args, jit, "hess_sparsity", "hess_sparsity")
+    return SparseDerivative(
+        "hess", pattern, prods, "hess_sparsity", layout=layout, name="hess_sparsity"
+    )
 
-    def one(d: Any) -> Any:
-        if isinstance(d, list):
-            return [one(e) for e in d]
-        return None if d is None else d.info()
 
-    return {k: one(v) for k, v in parts.items()}
+def constraint_report(flat_constraints: list) -> list[dict[str, Any] | None]:
+    """Per constraint: ``{"jac": info, "hess": info or None}`` where it has a pattern."""
+    out: list[dict[str, Any] | None] = []
+    for con in flat_constraints:
+        jac = getattr(con, "_dm_jac", None)
+        if jac is None:
+            out.append(None)
+        else:
+            hess = getattr(con, "_dm_hess", None)
+            out.append({"jac": jac.info(), "hess": None if hess is None else hess.info()})
+    return out
 
 
 __all__ = [
     "MAX_HESSIAN_NNZ",
     "SparseDerivative",
     "color_columns",
+    "constraint_report",
     "hessian_pattern",
     "jacobian_pattern",
     "lagrangian_pattern",
     "make_products",
-    "report",
+    "objective_hessian",
 ]
