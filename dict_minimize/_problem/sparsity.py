@@ -298,7 +298,7 @@ class SparseDerivative:
     ``rows``, ``cols``, ``ncolors`` and the methods ``values`` and ``matrix`` are the protocol
     (see the module notes); ``mode`` is ``"forward"`` (a product per column colour) or
     ``"reverse"`` (a vector-Jacobian product per row colour); ``evaluations`` counts
-    ``values`` calls.
+    ``values`` calls. ``mode=None`` picks the one with fewer colours (forward on a tie).
 
     Example:
         >>> import numpy as np
@@ -323,6 +323,7 @@ class SparseDerivative:
         layout: Layout | None = None,
         out_shape: tuple[int, ...] | None = None,
         name: str = "jac_sparsity",
+        mode: str | None = None,
     ) -> None:
         self.kind, self.products, self.where, self.name = kind, products, where, name
         self.layout, self.out_shape = layout, out_shape
@@ -332,9 +333,9 @@ class SparseDerivative:
         self.rows = np.repeat(np.arange(self.shape[0], dtype=np.int64), np.diff(self._indptr))
         self.mode = "forward"
         self.colors, self.ncolors = color_columns(pattern)
-        if kind == "jac" and hasattr(products, "vjps"):
+        if kind == "jac" and mode != "forward":
             row_colors, nrow = color_columns(scipy.sparse.csr_array(pattern.T))
-            if nrow < self.ncolors:
+            if nrow < self.ncolors or mode == "reverse":
                 self.mode, self.colors, self.ncolors = "reverse", row_colors, nrow
         size = self.shape[0] if self.mode == "reverse" else self.shape[1]
         self._seeds = _seeds(self.colors, self.ncolors) if size else np.zeros((0, 0))
