@@ -24,8 +24,9 @@ The protocol other solvers read (Ipopt):
   ``run.sparse_hess`` (``SparseDerivative``, else None).
 
 Colouring: greedy distance-1 colouring of the column intersection graph (two columns conflict
-when a row has both), in the better of two orders (largest-first by the number of conflicts,
-and the natural order, which is optimal for banded patterns). A Jacobian is coloured by columns
+when a row has both), in the natural order (optimal for banded patterns) and, unless that
+reaches the lower bound (the longest row), largest-first by the number of conflicts: the
+better of the two. A Jacobian is coloured by columns
 (forward products) and by rows (reverse products, ``J^T w``): the one with fewer colours is
 used. Hessians: the same column colouring of the symmetric pattern (direct recovery, no star or
 acyclic colouring), with forward-over-reverse products.
@@ -255,7 +256,8 @@ def _greedy(col_rows: list[list[int]], m: int, order: np.ndarray) -> np.ndarray:
 def color_columns(pattern: scipy.sparse.csr_array) -> tuple[np.ndarray, int]:
     """Colours of the pattern's columns: no two columns of one colour share a row.
 
-    Returns ``(colors, ncolors)``; the better of the largest-first and the natural order.
+    Returns ``(colors, ncolors)``: the natural order's colouring where it reaches the lower
+    bound (the largest number of entries in a row), else the better of it and largest-first.
 
     Example:
         >>> import numpy as np, scipy.sparse
@@ -270,14 +272,14 @@ def color_columns(pattern: scipy.sparse.csr_array) -> tuple[np.ndarray, int]:
     csc.sort_indices()
     indptr, indices = csc.indptr.tolist(), csc.indices.tolist()
     col_rows = [indices[indptr[j] : indptr[j + 1]] for j in range(n)]
-    row_len = np.diff(pattern.indptr).astype(np.float64)
-    degree = np.asarray(pattern.T.astype(np.float64) @ row_len).ravel()
-    best: np.ndarray | None = None
-    for order in (np.argsort(-degree, kind="stable"), np.arange(n)):
-        colors = _greedy(col_rows, m, order)
-        if best is None or colors.max() < best.max():
-            best = colors
-    assert best is not None
+    row_len = np.diff(pattern.indptr)
+    bound = int(row_len.max()) if m else 0  # a row's columns all need different colours
+    best = _greedy(col_rows, m, np.arange(n))  # the natural order: optimal on banded patterns
+    if best.max() + 1 > bound:
+        degree = np.asarray(pattern.T.astype(np.float64) @ row_len.astype(np.float64)).ravel()
+        largest_first = _greedy(col_rows, m, np.argsort(-degree, kind="stable"))
+        if largest_first.max() < best.max():
+            best = largest_first
     return best, int(best.max()) + 1 if pattern.nnz else 1
 
 
@@ -333,7 +335,10 @@ class SparseDerivative:
         self.rows = np.repeat(np.arange(self.shape[0], dtype=np.int64), np.diff(self._indptr))
         self.mode = "forward"
         self.colors, self.ncolors = color_columns(pattern)
-        if kind == "jac" and mode != "forward":
+        col_len = np.bincount(self.cols, minlength=self.shape[1])
+        # reverse mode needs at least as many colours as the longest column has entries
+        could = mode == "reverse" or (col_len.max(initial=0) < self.ncolors and mode is None)
+        if kind == "jac" and could:
             row_colors, nrow = color_columns(scipy.sparse.csr_array(pattern.T))
             if nrow < self.ncolors or mode == "reverse":
                 self.mode, self.colors, self.ncolors = "reverse", row_colors, nrow
