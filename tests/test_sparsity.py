@@ -23,6 +23,7 @@ from dict_minimize._problem.constraints import make_constraints
 from dict_minimize._problem.sparsity import (
     SparseDerivative,
     color_columns,
+    color_symmetric,
     jacobian_pattern,
     lagrangian_pattern,
 )
@@ -100,6 +101,32 @@ def test_colours_within_twice_the_row_count(pattern: np.ndarray) -> None:
     colors, ncolors = color_columns(scipy.sparse.csr_array(pattern))
     assert _valid(pattern, colors)
     assert ncolors <= 2 * pattern.sum(axis=1).max()
+
+
+@PATTERNS
+@given(pattern=patterns(max_side=30), dense=st.integers(1, 3))
+def test_symmetric_colouring_recovers_every_entry(pattern: np.ndarray, dense: int) -> None:
+    """Arrowhead-like patterns: each entry is read from a column whose colour no other column
+    of its row shares — its own, or (a dense row) the dense column's, by symmetry."""
+    n = pattern.shape[1]
+    sym = np.eye(n, dtype=bool) | (
+        pattern[:n, :n] if pattern.shape[0] >= n else np.eye(n, dtype=bool)
+    )
+    sym[:dense, :] = True
+    sym = sym | sym.T
+    colors, ncolors, is_dense = color_symmetric(scipy.sparse.csr_array(sym))
+    assert ncolors <= color_columns(scipy.sparse.csr_array(sym))[1]
+    for i, j in zip(*np.nonzero(sym), strict=True):
+        row, col = (j, i) if is_dense is not None and is_dense[i] and not is_dense[j] else (i, j)
+        others = np.flatnonzero(sym[row] & (colors == colors[col]))
+        assert list(others) == [col]
+
+
+def test_arrowhead_hessian_needs_few_colours() -> None:
+    arrow = _banded(400, 1, 1)
+    arrow[-1, :] = arrow[:, -1] = True
+    assert color_symmetric(scipy.sparse.csr_array(arrow))[1] == 4
+    assert color_columns(scipy.sparse.csr_array(arrow))[1] == 400
 
 
 # --- compressed products == dense autodiff -----------------------------------------------------
@@ -286,6 +313,7 @@ def test_trust_constr_sparse_equals_dense(name: str) -> None:
     con = sparse.sparsity["constraints"][0]
     assert con["jac"]["colors"] <= 2 * 3 and con["jac"]["nnz"] == 3 * (n - 1)
     assert con["hess"]["shape"] == (n + 1, n + 1)
+    assert con["hess"]["colors"] == 4  # tridiagonal in x (3), and s in every row (1)
     assert "sparsity" not in dense
 
 
@@ -370,7 +398,7 @@ def test_check_names_constraint_key_and_entry(name: str) -> None:
                 constraints=cons,
                 check_sparsity=True,
             )
-        assert "output 2 (index 2)" in str(e.value) and "x0['x'][3]" in str(e.value)
+        assert "output 2 with" in str(e.value) and "x0['x'][3]" in str(e.value)
         # without the check the run goes on: the pattern is the user's promise
         minimize(
             fun, x1, jac="autodiff", method="trust-constr", constraints=cons, options={"maxiter": 3}
@@ -525,3 +553,26 @@ def test_slsqp_gets_dense_matrices(name: str) -> None:
         )
     np.testing.assert_allclose(fw.to_numpy(got.x["x"]), fw.to_numpy(want.x["x"]), atol=1e-6)
     assert got.sparsity["constraints"][0]["jac"]["colors"] == 3  # s is in every row
+
+
+def test_check_names_the_output_index_and_entry() -> None:
+    lay = make_layout({"v": np.zeros(3), "w": np.zeros((2, 2))}, get_backend("numpy"))
+    full = np.zeros((6, 7))
+    full[4, 5] = 2.5  # output (1, 1), x0['w'][1, 0]
+
+    class Dense:  # products of the linear map ``full``, by hand
+        fun_calls = 0
+
+        def jvps(self, x: np.ndarray, seeds: np.ndarray) -> np.ndarray:
+            return full @ seeds
+
+    spec = {"w": np.zeros((2, 3, 2, 2), dtype=bool)}
+    spec["w"][0, 0, 0, 0] = True
+    pattern, out_shape = jacobian_pattern(spec, lay, "constraints[2].jac_sparsity")
+    jac = SparseDerivative(
+        "jac", pattern, Dense(), "constraints[2]", layout=lay, out_shape=out_shape, mode="forward"
+    )
+    with pytest.raises(
+        ValueError, match=r"output 4 \(index \(1, 1\)\) with respect to x0\['w'\]\[1, 0\] is 2.5"
+    ):
+        jac.check(np.zeros(7))
