@@ -80,7 +80,7 @@ class _Compiled:
     ) -> None:
         self.counter = _Counted(fun, weak=weak)
         fns = _sparse_functions(self.counter, layout, placement, spec, traced=True)
-        self.fns = {name: jax.jit(f) for name, f in fns.items()}
+        self.fns: dict[str, Callable[..., Any]] = {n: jax.jit(f) for n, f in fns.items()}
 
 
 class JaxSparseProducts(_Base):
@@ -95,6 +95,8 @@ class JaxSparseProducts(_Base):
         super().__init__(layout, fun, args, False)  # no dense compiled set: the products'
         self.jit = jit
         self._sparse: _Compiled | None = None
+        self._sparse_base = 0
+        self._fns: dict[str, Callable[..., Any]]
         if jit:
             spec, dyn = _split_args(self.args)
             self._dyn = _place_args(dyn, self._placement)
@@ -120,6 +122,11 @@ class JaxSparseProducts(_Base):
         """Python calls of the user's function (under jit: traces since this object was made)."""
         traced = 0 if self._sparse is None else self._sparse.counter.calls - self._sparse_base
         return self._eager_fun.calls + traced
+
+    @fun_calls.setter
+    def fun_calls(self, value: int) -> None:
+        self._eager_fun.calls = value
+        self._sparse_base = 0 if self._sparse is None else self._sparse.counter.calls
 
     def _call(self, name: str, *arrays: np.ndarray) -> np.ndarray:
         vecs = [self._device_any(a) for a in arrays]
