@@ -576,3 +576,24 @@ def test_check_names_the_output_index_and_entry() -> None:
         ValueError, match=r"output 4 \(index \(1, 1\)\) with respect to x0\['w'\]\[1, 0\] is 2.5"
     ):
         jac.check(np.zeros(7))
+
+
+def test_tensorflow_compiled_products() -> None:
+    """``tf.function`` products (vectorized_map, tape Jacobians); the eager loops are in
+    test_decompressed_equals_dense."""
+    pytest.importorskip("tensorflow")
+    pattern = _banded(9, 1, 2)[:7]
+    x0, c, args = _problem("tensorflow", pattern, 5)
+    be = get_backend("tensorflow")
+    lay = make_layout(x0, be)
+    codec = be.make_codec(lay)
+    prods = be.sparse_products(lay, codec, c, args, jit=True)
+    dense = be.vector_ad(lay, codec, c, args, jit=False)
+    x, v = np.linspace(-1, 1, lay.n), np.linspace(1, 2, 7)
+    p = scipy.sparse.csr_array(pattern)
+    for mode in ("forward", "reverse"):
+        jac = SparseDerivative("jac", p, prods, "c", layout=lay, mode=mode)
+        np.testing.assert_allclose(jac.matrix(x).toarray(), dense.jacobian(x), atol=1e-12)
+    hess = SparseDerivative("vhess", lagrangian_pattern(p), prods, "c", layout=lay).matrix(x, v)
+    want = np.stack([dense.vhp(x, v, e) for e in np.eye(lay.n)], axis=1)
+    np.testing.assert_allclose(hess.toarray(), want, atol=1e-10)

@@ -477,7 +477,8 @@ def least_squares(
         entries, ``fun`` the residuals at ``x`` as float64 NumPy arrays in the user's shape (a
         dict when ``fun`` returns one), and ``jac`` the ``(m, n)`` float64 Jacobian array as
         SciPy gives it (columns in ``x0``'s flattened key order), plus ``cost``, ``optimality``,
-        ``status``, ``message``, ``success``, ``nfev`` and ``njev``.
+        ``status``, ``message``, ``success``, ``nfev`` and ``njev``; with ``jac_sparsity`` and
+        ``jac='autodiff'``, ``sparsity`` (the colours, mode, stored entries and shape).
 
     Example:
         >>> import numpy as np
