@@ -14,6 +14,7 @@ NEEDS = {
         "dict_minimize/backends/torch.py",
         "dict_minimize/backends/torch_ad.py",
         "dict_minimize/backends/torch_batch.py",
+        "dict_minimize/backends/torch_sparse_ad.py",
     ],
     "tensorflow": [
         "dict_minimize/tensorflow_api.py",
@@ -21,11 +22,13 @@ NEEDS = {
         "dict_minimize/backends/tensorflow.py",
         "dict_minimize/backends/tensorflow_ad.py",
         "dict_minimize/backends/tensorflow_batch.py",
+        "dict_minimize/backends/tensorflow_sparse_ad.py",
     ],
     "jax": [
         "dict_minimize/jax_api.py",
         "dict_minimize/backends/jax.py",
         "dict_minimize/backends/jax_ad.py",
+        "dict_minimize/backends/jax_sparse_ad.py",
         "dict_minimize/backends/jax_trace.py",
         "dict_minimize/backends/jax_batch.py",
     ],

@@ -109,6 +109,7 @@ class Objective:
         "recent",
         "second_order",
         "sign",
+        "sparse_hess",
         "stopped",
         "substitutes",
         "track_last",
@@ -201,6 +202,9 @@ class Objective:
         # the trace and callbacks get ``sign * f`` back in the user's sign
         self.negate = bool(maximize)
         self.sign = -1.0 if maximize else 1.0
+        #: hess_sparsity: the sparse Hessian by compressed autodiff products
+        #: (a dict_minimize._problem.sparsity.SparseDerivative), else None
+        self.sparse_hess: Any = None
 
     # -- pickling (SciPy's options={"workers": pool.map} sends fun to other processes) --------
     def __getstate__(self) -> dict[str, Any]:
@@ -529,8 +533,11 @@ class Objective:
         return out
 
     def hess(self, x: np.ndarray) -> np.ndarray:
-        """The dense (n, n) float64 Hessian of the objective at ``x``."""
-        if self.ad is not None and self.user_hess is None:
+        """The dense (n, n) float64 Hessian of the objective at ``x`` (a ``csr_array`` with
+        ``hess_sparsity``)."""
+        if self.sparse_hess is not None:
+            h = self.sparse_hess.matrix(x)
+        elif self.ad is not None and self.user_hess is None:
             self._at(x)
             h = self.ad.hess(x)
         else:

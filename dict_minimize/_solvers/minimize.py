@@ -27,6 +27,7 @@ from dict_minimize._problem.result import (  # noqa: F401 (OptimizeResult, Preci
     _note,
 )
 from dict_minimize._problem.scipy_bounds import make_scipy_bounds
+from dict_minimize._problem.sparsity import constraint_report, objective_hessian
 from dict_minimize._problem.trace import Monitor, bar_total, check_time_limit, check_trace_arg
 from dict_minimize._solvers.minimize_steps import (
     _SCIPY_STOPS,
@@ -40,6 +41,7 @@ from dict_minimize._solvers.minimize_steps import (
     _make_objective,
     _no_calls,
     _normalize_method,
+    _sparse_hess_args,
     _timed_first,
     _wants_result,
     _wrap_callback,
@@ -74,6 +76,8 @@ def minimize(
     log: str | os.PathLike[str] | None = None,
     error_handling: str = "raise",
     maximize: bool = False,
+    hess_sparsity: Any = None,
+    check_sparsity: bool = False,
     **unknown: Any,
 ) -> OptimizeResult:
     """Minimize a scalar function of a dict of tensors with ``scipy.optimize.minimize``.
@@ -213,11 +217,23 @@ def minimize(
             ``intermediate_result.fun`` are in that sign: ``res.fun`` is the maximum. SciPy's
             other fields (``hess_inv``) stay those of ``-fun``. See
             [The result](guide/result.md).
+        hess_sparsity: the sparsity pattern of the objective's Hessian, for a sparse Hessian
+            by autodiff (needs ``jac='autodiff'``; trust-constr and Newton-CG): an ``(n, n)``
+            bool array or SciPy sparse matrix over the flat vector, or a dict of dicts of
+            per-key blocks (``[ki][kj]`` of shape ``x0[ki].shape + x0[kj].shape``; missing
+            blocks are zero). SciPy then gets a ``scipy.sparse.csr_array`` computed with one
+            Hessian-vector product per colour of the pattern; ``res.sparsity`` reports the
+            colours. See [Sparse derivatives](guide/sparse.md).
+        check_sparsity: compare every pattern given (``hess_sparsity``, the constraints'
+            ``jac_sparsity``) with one dense evaluation at ``x0`` before the solve; a nonzero
+            the pattern misses is a ValueError naming the constraint, the key and the entry.
 
     Returns:
         OptimizeResult: ``x`` and ``jac`` are dicts like ``x0``; ``fun`` is a float; ``nfev``,
             ``njev``, ``nit``, ``status``, ``success`` and ``message`` as in SciPy. A run
             stopped by ``KeyboardInterrupt`` returns the best point seen with ``success=False``.
+            With a sparsity pattern, ``sparsity`` reports the colours (products per
+            evaluation) of the objective's Hessian and of each constraint.
 
     Raises:
         TypeError, ValueError: for malformed input, with a message naming the key.
@@ -268,6 +284,8 @@ def minimize(
         log=log,
         error_handling=error_handling,
         maximize=maximize,
+        hess_sparsity=hess_sparsity,
+        check_sparsity=check_sparsity,
     )
 
 
@@ -300,6 +318,8 @@ def solve(
     log: Any = None,
     error_handling: str = "raise",
     maximize: bool = False,
+    hess_sparsity: Any = None,
+    check_sparsity: bool = False,
 ) -> OptimizeResult:
     """:func:`minimize`, with the choices the drop-in API makes differently.
 
@@ -355,9 +375,13 @@ def solve(
             f"{be.name} arrays: return (value, grad_dict) from fun with jac=True, pass "
             "jac=<callable returning the gradient dict>, or jac='2-point' for finite differences"
         )
+    if hess_sparsity is not None:
+        hess, hessp = _sparse_hess_args(name, mode, hess, hessp)
     hess, hessp = _check_hessians(
         name, mode, hess, hessp, layout.n, method, be.scalar_ad is not None
     )
+    if hess_sparsity is not None:  # the sparse Hessian replaces products and dense Hessians
+        hess, hessp = "autodiff", None
     uses_gradient = name not in GRADIENT_FREE
     watch = (
         record
@@ -388,12 +412,18 @@ def solve(
         bool(maximize),
     )
 
+    if hess_sparsity is not None:
+        run.sparse_hess = objective_hessian(hess_sparsity, layout, codec, be, fun, args, jit)
+        if check_sparsity:
+            run.sparse_hess.check(x0_flat)
     fun_flat, jac_flat, hess_flat, hessp_flat = _flat_functions(
         run, mode, jac, hess, hessp, method, uses_gradient
     )
 
     flat_constraints, constraint_calls = (
-        make_constraints(constraints, layout, codec, be, name, jit)
+        make_constraints(
+            constraints, layout, codec, be, name, jit, check_at=x0_flat if check_sparsity else None
+        )
         if has_constraints
         else ([], _no_calls)
     )
@@ -457,7 +487,7 @@ def solve(
     )
     if stopped is not None:
         return stopped
-    return _finish(
+    out = _finish(
         res,
         run,
         monitor,
@@ -470,3 +500,10 @@ def solve(
         report,
         constraint_calls if flat_constraints else None,
     )
+    cons = constraint_report(flat_constraints)
+    if run.sparse_hess is not None or any(c is not None for c in cons):
+        out["sparsity"] = {
+            "hess": None if run.sparse_hess is None else run.sparse_hess.info(),
+            "constraints": cons,
+        }
+    return out

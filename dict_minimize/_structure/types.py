@@ -157,6 +157,34 @@ class BatchEval(Protocol):
     def stack(self, X: np.ndarray) -> list[Tensor]: ...
 
 
+class SparseProducts(Protocol):
+    """Batched derivative products of ``fun(x_dict, *args)`` (any shape, flattened to ``m``
+    values) on SciPy's flat vector: what compressed sparse Jacobians and Hessians are made of.
+
+    Built by a backend's ``sparse_products(layout, codec, fun, args, jit=...)``; ``seeds`` hold
+    one product direction per column, and all columns go through the framework in one batched
+    call where it can (``vmap``).
+
+    - ``value(x) -> (m,) float64``
+    - ``jvps(x, seeds (n, k)) -> (m, k)``: ``J(x) @ seeds`` (forward mode).
+    - ``vjps(x, seeds (m, k)) -> (n, k)``: ``J(x).T @ seeds`` (reverse mode).
+    - ``hvps(x, w (m,), seeds (n, k)) -> (n, k)``: ``Hessian(w · fun)(x) @ seeds``
+      (forward-over-reverse); for a scalar ``fun``, ``w = [1.0]``.
+    - ``fun_calls``: how many times ``fun`` ran (Python calls; traces under jit).
+    """
+
+    @property
+    def fun_calls(self) -> int: ...
+
+    def value(self, x: FloatVector) -> FloatVector: ...
+
+    def jvps(self, x: FloatVector, seeds: np.ndarray) -> np.ndarray: ...
+
+    def vjps(self, x: FloatVector, seeds: np.ndarray) -> np.ndarray: ...
+
+    def hvps(self, x: FloatVector, w: FloatVector, seeds: np.ndarray) -> np.ndarray: ...
+
+
 class Backend(NamedTuple):
     """The record that adapts one framework to the core.
 
@@ -174,6 +202,10 @@ class Backend(NamedTuple):
       factory says how); a framework without a compiler accepts and ignores it;
     - ``second_order`` (``scalar_ad``): keep what the last gradient computed so that Hessian
       products at the same point do not call ``fun`` again.
+
+    ``sparse_products(layout, codec, fun, args, jit=...)`` builds the
+    :class:`SparseProducts` of a function of any shape for sparse derivatives; None for a
+    framework without autodiff.
 
     ``intra_op_threads`` is ``(get, set)`` of the framework's intra-op thread count, which
     :mod:`dict_minimize._threads` caps during a solve; None for a framework whose threads
@@ -196,3 +228,4 @@ class Backend(NamedTuple):
     #: ``batch(layout, fun, args, batch_args, mode=, vectorized=, jit=) -> BatchEval``: many
     #: problems of one layout in one call (``minimize_batched``)
     batch: Callable[..., BatchEval] | None = None
+    sparse_products: Callable[..., SparseProducts] | None = None

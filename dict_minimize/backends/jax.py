@@ -24,6 +24,7 @@ from dict_minimize.backends._batch import lazy_batch
 from dict_minimize.backends._common import is_floating_np, np_concat64
 from dict_minimize.backends._runs import shape_runs
 from dict_minimize.backends.jax_ad import compile_pair, scalar_ad, vector_ad
+from dict_minimize.backends.jax_sparse_ad import sparse_products
 
 
 def owns(value: Any) -> bool:
@@ -216,4 +217,5 @@ BACKEND = Backend(
     vector_ad=vector_ad,
     compile_pair=compile_pair,
     batch=lazy_batch("jax"),
+    sparse_products=sparse_products,
 )

@@ -16,7 +16,7 @@ import tensorflow as tf
 from dict_minimize._errors import at, grad_shape, grad_type, not_floating, type_name
 from dict_minimize._structure.layout import Layout
 from dict_minimize._structure.types import Backend, Codec, EntryInfo
-from dict_minimize.backends import tensorflow_ad
+from dict_minimize.backends import tensorflow_ad, tensorflow_sparse_ad
 from dict_minimize.backends._batch import lazy_batch
 from dict_minimize.backends._common import np_concat64
 from dict_minimize.backends._runs import shape_runs
@@ -199,4 +199,5 @@ BACKEND = Backend(
     vector_ad=tensorflow_ad.vector_ad,
     compile_pair=tensorflow_ad.compile_pair,
     batch=lazy_batch("tensorflow"),
+    sparse_products=tensorflow_sparse_ad.sparse_products,
 )

@@ -16,7 +16,7 @@ import torch
 from dict_minimize._errors import at, entry, grad_shape, grad_type, not_floating, type_name
 from dict_minimize._structure.layout import Layout
 from dict_minimize._structure.types import Backend, Codec, EntryInfo
-from dict_minimize.backends import torch_ad
+from dict_minimize.backends import torch_ad, torch_sparse_ad
 from dict_minimize.backends._batch import lazy_batch
 from dict_minimize.backends._runs import shape_runs
 
@@ -247,4 +247,5 @@ BACKEND = Backend(
     vector_ad=torch_ad.vector_ad,
     intra_op_threads=(torch.get_num_threads, _set_threads),
     batch=lazy_batch("torch"),
+    sparse_products=torch_sparse_ad.sparse_products,
 )
