@@ -15,6 +15,7 @@ import scipy.optimize
 from dict_minimize._errors import type_name, unknown_keyword
 from dict_minimize._problem.constraints import make_constraints
 from dict_minimize._problem.prepare import check_common, prepare
+from dict_minimize._problem.reparam import has_reparametrisations, solve_reparametrised
 from dict_minimize._problem.prepare import prepare_x0 as _prepare_x0  # noqa: F401 (re-exported)
 from dict_minimize._problem.result import (  # noqa: F401 (OptimizeResult, PrecisionWarning, _note re-exported)
     OptimizeResult,
@@ -267,6 +268,8 @@ def solve(
     package's contract, where :func:`minimize` is strict: a non-finite objective at ``x0`` and
     bounds with a method that ignores them are warnings, not errors.
     """
+    if has_reparametrisations(constraints):  # solved over the free parameters, then mapped back
+        return solve_reparametrised(solve, dict(locals()))
     args = check_common(fun, x0, args, backend, jit, compat=compat)
     threads = check_threads(threads, blas_threads)
     if callback is not None and not callable(callback):
