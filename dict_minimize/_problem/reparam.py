@@ -153,7 +153,9 @@ class _Map:
         g_leaves = values_by_key(grad, self.layout, what="gradient")
         out = []
         z_leaves = values_by_key(z, self.layout, what="x")
-        for i, (t, zi, xi, gi) in enumerate(zip(self.tfs, z_leaves, x_leaves, g_leaves, strict=True)):
+        for i, (t, zi, xi, gi) in enumerate(
+            zip(self.tfs, z_leaves, x_leaves, g_leaves, strict=True)
+        ):
             if t is None:
                 out.append(gi)
                 continue
@@ -219,7 +221,9 @@ def _select(sel: Any, keys: Sequence[Hashable], where: str) -> list[int]:
         if exact:
             return exact
         want = sel if isinstance(sel, tuple) else (sel,)
-        hits = [i for i, p in enumerate(paths) if len(p) >= len(want) and _same(p[: len(want)], want)]
+        hits = [
+            i for i, p in enumerate(paths) if len(p) >= len(want) and _same(p[: len(want)], want)
+        ]
     if not hits:
         raise ValueError(
             f"{where}: key {sel!r} names no entry of x0; x0's keys are {fmt_keys(keys)}"
@@ -248,7 +252,9 @@ def _transforms(
                 f"unknown field(s) {sorted(map(str, extra))}"
             )
         if "key" not in con:
-            raise ValueError(f"{where}: a {kind!r} constraint needs 'key' (the entry it applies to)")
+            raise ValueError(
+                f"{where}: a {kind!r} constraint needs 'key' (the entry it applies to)"
+            )
         for i in _select(con["key"], layout.keys, where):
             name = at("x0", layout.keys[i])
             if i in owner:
@@ -278,7 +284,9 @@ def _make(
         if mask is not None:
             arr = _array(mask, be)
             if arr.dtype != bool:
-                raise TypeError(f"{where}: mask must be boolean (True: held); got dtype {arr.dtype}")
+                raise TypeError(
+                    f"{where}: mask must be boolean (True: held); got dtype {arr.dtype}"
+                )
             try:
                 mask = np.broadcast_to(arr, x0.shape)
             except ValueError:
@@ -307,7 +315,9 @@ def _make(
         return tr.SdCorr(where, x0)
     if kind == "linear":
         if ("A" in con) == ("weights" in con) or "value" not in con:
-            raise ValueError(f"{where}: a 'linear' constraint needs 'value' and one of 'A', 'weights'")
+            raise ValueError(
+                f"{where}: a 'linear' constraint needs 'value' and one of 'A', 'weights'"
+            )
         a = np.asarray(_array(con["A"] if "A" in con else con["weights"], be), dtype=np.float64)
         return tr.Linear(where, x0, a, _array(con["value"], be), dtype)
     if kind == "positive":
@@ -412,7 +422,11 @@ def _constraint(con: Any, i: int, m: _Map) -> Any:
         return scipy.optimize.NonlinearConstraint(
             composed(con.fun), con.lb, con.ub, jac=con.jac, hess=con.hess
         )
-    kind = "LinearConstraint" if isinstance(con, (LinearConstraint, scipy.optimize.LinearConstraint)) else type_name(con)
+    kind = (
+        "LinearConstraint"
+        if isinstance(con, (LinearConstraint, scipy.optimize.LinearConstraint))
+        else type_name(con)
+    )
     raise TypeError(
         f"{where} is a {kind}, which cannot stand beside reparametrisations (its matrix is over "
         "x, not the free parameters): write it as {'type': 'eq'|'ineq', 'fun': ...} or a "
@@ -491,8 +505,15 @@ def _back(
         out = grad_fun(layout.build(fresh), *args)
         grad = out[1] if mode == "pair" else out
         _, flat = codec.flatten(None, values_by_key(grad, layout, what="gradient"))
-    res["jac"] = layout.build(codec.unflatten(np.asarray(flat, dtype=np.float64), for_objective=False))
+    res["jac"] = layout.build(
+        codec.unflatten(np.asarray(flat, dtype=np.float64), for_objective=False)
+    )
     return res
 
 
-__all__ = ["has_reparametrisations", "is_reparametrisation", "solve_reparametrised", "split_constraints"]
+__all__ = [
+    "has_reparametrisations",
+    "is_reparametrisation",
+    "solve_reparametrised",
+    "split_constraints",
+]

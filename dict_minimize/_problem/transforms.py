@@ -72,7 +72,10 @@ class Transform:
 
 def _tol(dtype: np.dtype | None) -> float:
     """How far x0 may miss an equality (sum, symmetry, linear) at its own precision."""
-    eps = float(np.finfo(dtype).eps) if dtype is not None and dtype.kind == "f" else 2.0**-52
+    try:
+        eps = float(np.finfo(dtype).eps) if dtype is not None else 2.0**-52
+    except (TypeError, ValueError):  # (bfloat16, whose finfo NumPy does not know)
+        eps = 2.0**-7
     return max(float(np.sqrt(eps)), 1e-8)
 
 
@@ -273,7 +276,7 @@ class SdCorr(Transform):
         super().__init__()
         self.where, self.shape = where, x0.shape
         size = x0.size
-        n = int(round((np.sqrt(8 * size + 1) - 1) / 2))
+        n = round((np.sqrt(8 * size + 1) - 1) / 2)
         if x0.ndim != 1 or n * (n + 1) // 2 != size:
             raise self.fail(
                 "an sdcorr entry is a vector of n standard deviations and n(n-1)/2 "

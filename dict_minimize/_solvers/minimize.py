@@ -15,8 +15,8 @@ import scipy.optimize
 from dict_minimize._errors import type_name, unknown_keyword
 from dict_minimize._problem.constraints import make_constraints
 from dict_minimize._problem.prepare import check_common, prepare
-from dict_minimize._problem.reparam import has_reparametrisations, solve_reparametrised
 from dict_minimize._problem.prepare import prepare_x0 as _prepare_x0  # noqa: F401 (re-exported)
+from dict_minimize._problem.reparam import has_reparametrisations, solve_reparametrised
 from dict_minimize._problem.result import (  # noqa: F401 (OptimizeResult, PrecisionWarning, _note re-exported)
     OptimizeResult,
     PrecisionWarning,
@@ -119,6 +119,10 @@ def minimize(
             ``c(x_dict, *args)`` returning a tensor of any shape, :class:`NonlinearConstraint`,
             :class:`LinearConstraint` (coefficients per key), or SciPy's own constraint objects
             on the flat vector. A constraint's Jacobian comes from autodiff unless given.
+            For any method: reparametrisations ``{'type': 'fixed'|'probability'|'increasing'|
+            'decreasing'|'covariance'|'sdcorr'|'linear'|'positive'|'interval', 'key': ...}``,
+            solved over free parameters (see
+            [Constraints by reparametrisation](guide/reparametrisation.md)).
         bounds: SciPy's ``bounds``, in any of its forms: a :class:`scipy.optimize.Bounds`
             whose ``lb``/``ub`` (and ``keep_feasible``) are dicts keyed like ``x0`` (each
             value as in ``lb_dict``) or flat arrays of ``x0``'s scalars in key order; a dict
