@@ -583,3 +583,19 @@ def test_benchmark_runs_quick(capsys: pytest.CaptureFixture[str]) -> None:
     assert len(lines) == 2 + len(bench.KINDS)
     assert all(line.endswith("| True |") for line in lines[2:])
     assert capsys.readouterr().out.count("\n") == len(lines)
+
+
+def test_an_exception_keeps_the_best_point_in_user_parameters() -> None:
+    calls = [0]
+
+    def f(d: dict[str, Any]) -> tuple[float, dict[str, Any]]:
+        calls[0] += 1
+        if calls[0] > 3:
+            raise RuntimeError("boom")
+        r = d["p"] - np.array([0.7, 0.5, -0.2])
+        return float(r @ r), {"p": 2 * r}
+
+    with pytest.raises(RuntimeError, match="boom") as info:
+        minimize(f, {"p": np.full(3, 1 / 3)}, constraints={"type": "probability", "key": "p"})
+    best = info.value.dict_minimize_result  # type: ignore[attr-defined]
+    assert best.x["p"].shape == (3,) and best.x["p"].sum() == pytest.approx(1.0)
