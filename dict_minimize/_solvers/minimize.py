@@ -20,6 +20,7 @@ from dict_minimize._problem.history import check_log_arg, open_log
 from dict_minimize._problem.methods import NLOPT_PREFIX
 from dict_minimize._problem.prepare import check_common, prepare
 from dict_minimize._problem.prepare import prepare_x0 as _prepare_x0  # noqa: F401 (re-exported)
+from dict_minimize._problem.reparam import has_reparametrisations, solve_reparametrised
 from dict_minimize._problem.result import (  # noqa: F401 (OptimizeResult, PrecisionWarning, _note re-exported)
     OptimizeResult,
     PrecisionWarning,
@@ -133,6 +134,10 @@ def minimize(
             ``c(x_dict, *args)`` returning a tensor of any shape, :class:`NonlinearConstraint`,
             :class:`LinearConstraint` (coefficients per key), or SciPy's own constraint objects
             on the flat vector. A constraint's Jacobian comes from autodiff unless given.
+            For any method: reparametrisations ``{'type': 'fixed'|'probability'|'increasing'|
+            'decreasing'|'covariance'|'sdcorr'|'linear'|'positive'|'interval', 'key': ...}``,
+            solved over free parameters (see
+            [Constraints by reparametrisation](guide/reparametrisation.md)).
         bounds: SciPy's ``bounds``, in any of its forms: a :class:`scipy.optimize.Bounds`
             whose ``lb``/``ub`` (and ``keep_feasible``) are dicts keyed like ``x0`` (each
             value as in ``lb_dict``) or flat arrays of ``x0``'s scalars in key order; a dict
@@ -327,6 +332,8 @@ def solve(
     package's contract, where :func:`minimize` is strict: a non-finite objective at ``x0`` and
     bounds with a method that ignores them are warnings, not errors.
     """
+    if has_reparametrisations(constraints):  # solved over the free parameters, then mapped back
+        return solve_reparametrised(solve, dict(locals()))
     args = check_common(fun, x0, args, backend, jit, compat=compat)
     threads = check_threads(threads, blas_threads)
     if callback is not None and not callable(callback):
