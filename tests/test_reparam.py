@@ -532,6 +532,8 @@ def test_more_errors() -> None:
         minimize(_f, x0, constraints=[{"type": "fixed", "key": "p"}, {"type": "fixed", "key": "w"}])
     with pytest.raises(TypeError, match="with jac=True fun must return"):
         minimize(lambda d: 1.0, x0, constraints=prob)
+    with pytest.raises(ValueError, match=r"log= cannot be combined with the reparametrisation"):
+        minimize(_f, x0, constraints=prob, log="never-written.db")
 
 
 def test_a_subtree_key_selects_every_leaf_below() -> None:

@@ -80,6 +80,13 @@ def solve_reparametrised(solve: Callable[..., Any], call: dict[str, Any]) -> Opt
     """Solve the problem of ``call`` (the keyword arguments of ``solve``) over the free
     parameters of its reparametrisations, and report the result in the user's parameters."""
     found, rest = split_constraints(call["constraints"])
+    if call.get("log") is not None:
+        # the log's rows are written by the inner solve, in the free parameters' layout
+        raise ValueError(
+            f"log= cannot be combined with the reparametrisation {found[0][0]} yet: the log "
+            "would hold the free parameters, not yours. Use trace='x' (its points are in your "
+            "parameters), or a callback that writes them"
+        )
     fun, x0, compat = call["fun"], call["x0"], call.get("compat", False)
     args = check_common(fun, x0, call["args"], call["backend"], call["jit"], compat=compat)
     be, layout, leaves = prepare_x0(x0, call["backend"], compat)
