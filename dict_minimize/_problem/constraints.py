@@ -243,6 +243,10 @@ class _Builder:
             raise TypeError(f"{where}['fun'] must be callable; got a {type_name(cfun)}")
         args = con.get("args", ())
         args = args if isinstance(args, tuple) else (args,)
+        if self.meth == "ipopt":  # Ipopt takes the constraint's Hessian term too
+            upper = 0.0 if kind == "eq" else np.inf
+            nonlinear = NonlinearConstraint(cfun, 0.0, upper, jac=con.get("jac"), args=args)
+            return self.from_nonlinear(nonlinear, where)
         value, jac, _ = self._derivatives(cfun, con.get("jac"), args, where)
         if isinstance(jac, str) and jac != "2-point":
             # SciPy's dict form only knows 2-point differences: say the same thing its way

@@ -13,7 +13,7 @@ from typing import Any
 import scipy.optimize
 
 from dict_minimize._errors import type_name, unknown_keyword
-from dict_minimize._problem.constraints import make_constraints
+from dict_minimize._problem.constraints import _as_list, make_constraints
 from dict_minimize._problem.prepare import check_common, prepare
 from dict_minimize._problem.prepare import prepare_x0 as _prepare_x0  # noqa: F401 (re-exported)
 from dict_minimize._problem.result import (  # noqa: F401 (OptimizeResult, PrecisionWarning, _note re-exported)
@@ -24,6 +24,7 @@ from dict_minimize._problem.result import (  # noqa: F401 (OptimizeResult, Preci
 )
 from dict_minimize._problem.scipy_bounds import make_scipy_bounds
 from dict_minimize._problem.trace import Monitor, bar_total, check_time_limit, check_trace_arg
+from dict_minimize._solvers.ipopt import check_ipopt_args, default_hess, finish_ipopt, ipopt_solver
 from dict_minimize._solvers.minimize_steps import (
     _SCIPY_STOPS,
     BOUNDED,
@@ -313,6 +314,10 @@ def solve(
     hess, hessp = _check_hessians(
         name, mode, hess, hessp, layout.n, method, be.scalar_ad is not None
     )
+    if name == "ipopt":  # Ipopt takes the exact Hessian of the Lagrangian, or approximates it
+        check_ipopt_args(hessp)
+        hessp = None
+        hess = default_hess(mode, hess, options, layout.n, be.scalar_ad is not None, False)
     uses_gradient = name not in GRADIENT_FREE
     watch = record or limit is not None or not (progress is None or progress is False)
     # remember the last points only when a callback may need their values without re-evaluating
@@ -379,6 +384,20 @@ def solve(
     caps = solve_threads(threads, layout.n, be)
     if getattr(caps, "lift", False):
         run.on_first = _timed_first(run.on_first, caps)
+    solver = None
+    if name == "ipopt":  # Ipopt in place of SciPy, on the same prepared problem
+        solver = ipopt_solver(
+            run=run,
+            originals=_as_list(constraints) if has_constraints else [],
+            flat_constraints=flat_constraints,
+            bounds=bounds,
+            hess_flat=hess_flat,
+            fun_flat=fun_flat,
+            jac_flat=jac_flat,
+            scipy_callback=scipy_callback,
+            options=options,
+            tol=tol,
+        )
     res, stopped = _call_scipy(
         run,
         monitor,
@@ -393,11 +412,12 @@ def solve(
         tol=tol,
         callback=scipy_callback,
         options=options,
+        solver=solver,
         **kwargs,
     )
     if stopped is not None:
         return stopped
-    return _finish(
+    out = _finish(
         res,
         run,
         monitor,
@@ -410,3 +430,4 @@ def solve(
         report,
         constraint_calls if flat_constraints else None,
     )
+    return finish_ipopt(out, run) if name == "ipopt" else out

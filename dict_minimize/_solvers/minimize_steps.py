@@ -50,11 +50,14 @@ METHODS = (
     "trust-exact",
     "trust-krylov",
 )
+#: methods outside SciPy that ``minimize`` runs itself (through an optional library)
+EXTERNAL_METHODS = ("ipopt",)
 #: methods that use only the objective's value
 GRADIENT_FREE = frozenset({"nelder-mead", "powell", "cobyla", "cobyqa"})
 #: methods that honour bounds
 BOUNDED = frozenset(
     {"nelder-mead", "powell", "l-bfgs-b", "tnc", "cobyla", "cobyqa", "slsqp", "trust-constr"}
+    | {"ipopt"}
 )
 #: methods that take a Hessian (``hess``) / a Hessian-vector product (``hessp``)
 TAKES_HESS = frozenset(
@@ -178,8 +181,10 @@ def _normalize_method(method: Any, has_bounds: bool, has_constraints: bool) -> A
     if not isinstance(method, str):
         raise TypeError(f"method must be a string or a callable; got a {type_name(method)}")
     meth = method.lower()
-    if meth not in METHODS:
-        raise ValueError(f"unknown method {method!r}; expected one of {', '.join(METHODS)}")
+    if meth not in METHODS and meth not in EXTERNAL_METHODS:
+        raise ValueError(
+            f"unknown method {method!r}; expected one of {', '.join(METHODS + EXTERNAL_METHODS)}"
+        )
     return meth
 
 
@@ -358,6 +363,7 @@ def _call_scipy(
     constraint_calls: Callable[[], int] | None,
     fun_flat: Callable[[np.ndarray], Any],
     x0_flat: np.ndarray,
+    solver: Callable[..., Any] | None = None,
     **scipy_kwargs: Any,
 ) -> tuple[Any, OptimizeResult | None]:
     """``scipy.optimize.minimize`` under the thread caps, and what each way out of it means:
@@ -369,7 +375,7 @@ def _call_scipy(
         monitor.start()
     try:
         with caps:
-            res = scipy.optimize.minimize(fun_flat, x0_flat, **scipy_kwargs)
+            res = (solver or scipy.optimize.minimize)(fun_flat, x0_flat, **scipy_kwargs)
     except _Halt:
         assert run.stopped is not None
         x_stop, f_stop = run.stopped
