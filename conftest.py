@@ -13,17 +13,20 @@ NEEDS = {
         "dict_minimize/_models/torch.py",
         "dict_minimize/backends/torch.py",
         "dict_minimize/backends/torch_ad.py",
+        "dict_minimize/backends/torch_sparse_ad.py",
     ],
     "tensorflow": [
         "dict_minimize/tensorflow_api.py",
         "dict_minimize/_models/keras.py",
         "dict_minimize/backends/tensorflow.py",
         "dict_minimize/backends/tensorflow_ad.py",
+        "dict_minimize/backends/tensorflow_sparse_ad.py",
     ],
     "jax": [
         "dict_minimize/jax_api.py",
         "dict_minimize/backends/jax.py",
         "dict_minimize/backends/jax_ad.py",
+        "dict_minimize/backends/jax_sparse_ad.py",
         "dict_minimize/backends/jax_trace.py",
     ],
 }

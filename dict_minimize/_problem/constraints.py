@@ -23,9 +23,15 @@ from scipy.sparse.linalg import LinearOperator
 
 from dict_minimize._errors import at, fmt_key, fmt_shape, type_name
 from dict_minimize._problem.objective import dense_hessian, float64_array, is_matrix_like
+from dict_minimize._problem.sparsity import (
+    SparseDerivative,
+    jacobian_pattern,
+    lagrangian_pattern,
+    make_products,
+)
 from dict_minimize._structure.layout import Layout, keyed_like_x0
 from dict_minimize._structure.tree import partial_leaves
-from dict_minimize._structure.types import Backend, Codec, VectorAD
+from dict_minimize._structure.types import Backend, Codec, SparseProducts, VectorAD
 from dict_minimize.backends._common import scalar_to_float
 
 #: methods of ``scipy.optimize.minimize`` that take constraints
@@ -61,6 +67,14 @@ class NonlinearConstraint:
             trust-constr uses it.
         keep_feasible: as in SciPy.
         args: extra positional arguments for ``fun`` and ``jac``.
+        jac_sparsity: the Jacobian's sparsity pattern, for sparse derivatives by autodiff
+            (``jac`` None or ``'autodiff'``): an ``(m, n)`` bool array or SciPy sparse matrix
+            over the flat vector, or a dict per key of x0 of bool arrays of shape
+            ``(*out_shape, *x0[key].shape)`` (or SciPy sparse ``(m, x0[key].size)``); keys left
+            out do not enter the constraint. The Jacobian then reaches SciPy as a
+            ``scipy.sparse.csr_array`` computed with one product per colour of the pattern, and
+            the Hessian term (trust-constr) as a sparse matrix over the pattern the Jacobian's
+            rows imply. See [Sparse derivatives](guide/sparse.md).
 
     Example:
         >>> import numpy as np
@@ -82,10 +96,12 @@ class NonlinearConstraint:
         hess: Any = None,
         keep_feasible: Any = False,
         args: Any = (),
+        jac_sparsity: Any = None,
     ) -> None:
         self.fun, self.lb, self.ub = fun, lb, ub
         self.jac, self.hess, self.keep_feasible = jac, hess, keep_feasible
         self.args = args if isinstance(args, tuple) else (args,)
+        self.jac_sparsity = jac_sparsity
 
     def __repr__(self) -> str:
         return f"NonlinearConstraint(fun={self.fun!r}, lb={self.lb!r}, ub={self.ub!r})"
@@ -149,7 +165,13 @@ class _Builder:
     """Builds flat constraints for one layout; shared state for all constraints of a call."""
 
     def __init__(
-        self, layout: Layout, codec: Codec, backend: Backend, meth: str, jit: bool | None
+        self,
+        layout: Layout,
+        codec: Codec,
+        backend: Backend,
+        meth: str,
+        jit: bool | None,
+        check_at: np.ndarray | None = None,
     ) -> None:
         self.layout, self.codec, self.backend, self.meth, self.jit = (
             layout,
@@ -159,6 +181,7 @@ class _Builder:
             jit,
         )
         self.counters: list[_Counter] = []
+        self.check_at = check_at  # check_sparsity: the point (x0) where patterns are checked
 
     # -- values -------------------------------------------------------------------------------
     def _value_fn(self, cfun: Callable, args: tuple, where: str) -> Callable[[np.ndarray], Any]:
@@ -227,13 +250,97 @@ class _Builder:
             f"{where}: jac must be None, 'autodiff', a callable or one of {_FD}; got {jac!r}"
         )
 
+    def _sparse(
+        self, cfun: Callable, jac: Any, args: tuple, spec: Any, where: str
+    ) -> tuple[Callable, SparseDerivative, SparseDerivative | None]:
+        """(value function, sparse Jacobian, sparse Hessian of v·c or None) from a pattern."""
+        if not (jac is None or (isinstance(jac, str) and jac == "autodiff")):
+            raise ValueError(
+                f"{where}: jac_sparsity computes the Jacobian by autodiff, so jac must be None "
+                f"or 'autodiff'; got {jac!r} (SciPy's finite differences take a pattern as "
+                "scipy.optimize.NonlinearConstraint(finite_diff_jac_sparsity=...))"
+            )
+        pattern, out_shape = jacobian_pattern(spec, self.layout, f"{where}.jac_sparsity")
+        prods = make_products(
+            self.backend, self.layout, self.codec, cfun, args, self.jit, where, "jac_sparsity"
+        )
+        counter = _Counter(prods)
+        self.counters.append(counter)
+        sjac = SparseDerivative(
+            "jac", pattern, prods, where, layout=self.layout, out_shape=out_shape
+        )
+        hpat = lagrangian_pattern(pattern)
+        shess = (
+            None
+            if hpat is None
+            else SparseDerivative(
+                "vhess", hpat, prods, where, layout=self.layout, name="Hessian pattern"
+            )
+        )
+        if self.check_at is not None:
+            sjac.check(self.check_at)
+
+        def value(x: np.ndarray) -> np.ndarray:
+            counter.n += 1
+            return prods.value(x)
+
+        return value, sjac, shess
+
+    def _sparse_hess(
+        self, sjac: SparseDerivative, shess: SparseDerivative | None
+    ) -> Callable[[np.ndarray, np.ndarray], Any]:
+        if shess is not None:
+            return shess.matrix
+        n, prods = self.layout.n, sjac.products
+
+        def hess_term(x: np.ndarray, v: np.ndarray) -> LinearOperator:
+            x = np.array(x, dtype=np.float64)
+            v = np.array(v, dtype=np.float64)
+            return LinearOperator(
+                (n, n),
+                matvec=lambda p: prods.hvps(x, v, np.reshape(p, (n, 1)))[:, 0],
+                dtype=np.float64,
+            )
+
+        return hess_term
+
+    def _sparse_constraint(
+        self,
+        value: Callable,
+        lb: Any,
+        ub: Any,
+        sjac: SparseDerivative,
+        shess: SparseDerivative | None,
+        hess: Any,
+        keep_feasible: Any,
+        where: str,
+    ) -> Any:
+        """A SciPy NonlinearConstraint with the sparse derivatives (``_dm_jac``/``_dm_hess``)."""
+        if isinstance(hess, str) and hess == "autodiff":
+            hess = None
+        if hess is None:
+            hess = self._sparse_hess(sjac, shess)
+        elif callable(hess) and not isinstance(hess, scipy.optimize.HessianUpdateStrategy):
+            hess = self._user_hess(hess)
+        if self.meth == "slsqp":  # dense: SLSQP works on dense matrices only
+            jac: Callable = lambda x: sjac.matrix(x).toarray()  # noqa: E731
+            kwargs: dict[str, Any] = {"jac": jac}
+        else:
+            kwargs = {"jac": sjac.matrix, "hess": hess}
+        if keep_feasible is not False:
+            kwargs["keep_feasible"] = keep_feasible
+        con = scipy.optimize.NonlinearConstraint(value, lb, ub, **kwargs)
+        con._dm_jac = sjac  # type: ignore[attr-defined]
+        con._dm_hess = shess  # type: ignore[attr-defined]
+        return con
+
     # -- the forms ----------------------------------------------------------------------------
     def from_dict(self, con: Mapping, where: str) -> Any:
-        unknown = set(con) - {"type", "fun", "jac", "args"}
+        unknown = set(con) - {"type", "fun", "jac", "args", "jac_sparsity"}
         if unknown:
             raise ValueError(
                 f"{where} has unknown field(s) {sorted(map(str, unknown))}; expected 'type', "
-                "'fun', and optionally 'jac' and 'args'"
+                "'fun', and optionally 'jac', 'args' and 'jac_sparsity'"
             )
         kind = con.get("type")
         if kind not in ("eq", "ineq"):
@@ -243,6 +350,11 @@ class _Builder:
             raise TypeError(f"{where}['fun'] must be callable; got a {type_name(cfun)}")
         args = con.get("args", ())
         args = args if isinstance(args, tuple) else (args,)
+        spec = con.get("jac_sparsity")
+        if spec is not None and self.meth not in _VALUE_ONLY:
+            value, sjac, shess = self._sparse(cfun, con.get("jac"), args, spec, where)
+            ub = 0.0 if kind == "eq" else np.inf
+            return self._sparse_constraint(value, 0.0, ub, sjac, shess, None, False, where)
         if self.meth == "ipopt":  # Ipopt takes the constraint's Hessian term too
             upper = 0.0 if kind == "eq" else np.inf
             nonlinear = NonlinearConstraint(cfun, 0.0, upper, jac=con.get("jac"), args=args)
@@ -264,6 +376,19 @@ class _Builder:
             raise TypeError(f"{where}.fun must be callable; got a {type_name(cfun)}")
         ours = isinstance(con, NonlinearConstraint)
         args = con.args if ours else ()
+        spec = con.jac_sparsity if ours else None
+        if spec is not None and self.meth not in _VALUE_ONLY:
+            value, sjac, shess = self._sparse(cfun, con.jac, args, spec, where)
+            return self._sparse_constraint(
+                value,
+                _bound_values(con.lb, where, "lb"),
+                _bound_values(con.ub, where, "ub"),
+                sjac,
+                shess,
+                con.hess,
+                con.keep_feasible,
+                where,
+            )
         value, jac, ad = self._derivatives(cfun, con.jac, args, where)
         hess: Any = con.hess
         if isinstance(hess, str) and hess == "autodiff" and ad is None:
@@ -314,7 +439,7 @@ class _Builder:
 class _Counter:
     """Evaluation count of one constraint: our own count, or the autodiff object's."""
 
-    def __init__(self, ad: VectorAD | None = None) -> None:
+    def __init__(self, ad: VectorAD | SparseProducts | None = None) -> None:
         self.ad = ad
         self.n = 0
 
@@ -323,7 +448,7 @@ class _Counter:
         """Eagerly, the Python calls of the constraint function (its Jacobian reuses the tape
         or linearisation of its value at the same point); compiled (jit), where ``fun_calls``
         counts traces, the evaluations of its value."""
-        if self.ad is None or getattr(self.ad, "jit", False):
+        if self.ad is None or getattr(self.ad, "jit", False) or hasattr(self.ad, "jvps"):
             return self.n
         return self.ad.fun_calls
 
@@ -402,13 +527,25 @@ def _flat_jacobian(out: Any, layout: Layout, where: str) -> np.ndarray:
 
 
 def make_constraints(
-    constraints: Any, layout: Layout, codec: Codec, backend: Backend, meth: str, jit: Any
+    constraints: Any,
+    layout: Layout,
+    codec: Codec,
+    backend: Backend,
+    meth: str,
+    jit: Any,
+    *,
+    check_at: np.ndarray | None = None,
 ) -> tuple[list, Callable[[], int]]:
-    """SciPy constraints on the flat vector, and a function giving the evaluation count."""
+    """SciPy constraints on the flat vector, and a function giving the evaluation count.
+
+    A constraint with ``jac_sparsity`` becomes a ``scipy.optimize.NonlinearConstraint`` that
+    carries ``_dm_jac`` and ``_dm_hess`` (see :mod:`dict_minimize._problem.sparsity`);
+    ``check_at``: compare each pattern with the dense Jacobian at this point (``x0``).
+    """
     items = _as_list(constraints)
     if not items:
         return [], lambda: 0
-    builder = _Builder(layout, codec, backend, meth, jit)
+    builder = _Builder(layout, codec, backend, meth, jit, check_at)
     flat: list = []
     for i, con in enumerate(items):
         where = (

@@ -102,6 +102,7 @@ class Objective:
         "private_x",
         "recent",
         "second_order",
+        "sparse_hess",
         "stopped",
         "substitutes",
         "track_last",
@@ -178,6 +179,9 @@ class Objective:
         self._steady = False
         self._small = layout.n <= _SMALL
         self._last: tuple[Any, float, np.ndarray] | None = None  # (x or x.tolist(), f, g)
+        #: hess_sparsity: the sparse Hessian by compressed autodiff products
+        #: (a dict_minimize._problem.sparsity.SparseDerivative), else None
+        self.sparse_hess: Any = None
 
     # -- pickling (SciPy's options={"workers": pool.map} sends fun to other processes) --------
     def __getstate__(self) -> dict[str, Any]:
@@ -441,8 +445,11 @@ class Objective:
         return out
 
     def hess(self, x: np.ndarray) -> np.ndarray:
-        """The dense (n, n) float64 Hessian of the objective at ``x``."""
-        if self.ad is not None and self.user_hess is None:
+        """The dense (n, n) float64 Hessian of the objective at ``x`` (a ``csr_array`` with
+        ``hess_sparsity``)."""
+        if self.sparse_hess is not None:
+            h = self.sparse_hess.matrix(x)
+        elif self.ad is not None and self.user_hess is None:
             self._at(x)
             h = self.ad.hess(x)
         else:

@@ -21,7 +21,8 @@ from dict_minimize._errors import at, fmt_key, fmt_keys, type_name
 from dict_minimize._problem.prepare import Prepared, check_common, prepare
 from dict_minimize._problem.result import OptimizeResult
 from dict_minimize._problem.scipy_bounds import flat_name, least_squares_bounds
-from dict_minimize._structure.layout import Layout, values_by_key
+from dict_minimize._problem.sparsity import SparseDerivative, jacobian_pattern, make_products
+from dict_minimize._structure.layout import Layout, keyed_like_x0, values_by_key
 from dict_minimize._structure.types import Backend, Codec
 from dict_minimize._threads import check_threads, solve_threads, timed_first
 
@@ -234,7 +235,26 @@ class ResidualProblem:
                 return res.flat_tensor(fun(x_dict, *a))
 
             self.ad = self.backend.vector_ad(self.layout, self.codec, cfun, args, jit=jit)
+            self.cfun = cfun
         self.user_jac = jac if callable(jac) else None
+        #: jac_sparsity with jac='autodiff': the sparse Jacobian by compressed products
+        self.sparse: SparseDerivative | None = None
+
+    def use_pattern(self, pattern: Any, out_shape: Any, jit: bool | None) -> None:
+        """Compute the Jacobian as a sparse matrix over ``pattern`` (jac='autodiff')."""
+        prods = make_products(
+            self.backend,
+            self.layout,
+            self.codec,
+            self.cfun,
+            self.args,
+            jit,
+            "fun",
+            "jac_sparsity",
+        )
+        self.sparse = SparseDerivative(
+            "jac", pattern, prods, "fun", layout=self.layout, out_shape=out_shape
+        )
 
     def __getstate__(self) -> dict[str, Any]:
         """Picklable for SciPy's ``workers=`` pools (the codec is rebuilt on the other side)."""
@@ -260,7 +280,9 @@ class ResidualProblem:
             return np.asarray(self.ad.value(x), dtype=np.float64).reshape(-1)
         return self.res.flat_numpy(self.fun(self.as_dict(x), *self.args))
 
-    def jacobian(self, x: np.ndarray) -> np.ndarray:
+    def jacobian(self, x: np.ndarray) -> Any:
+        if self.sparse is not None:
+            return self.sparse.matrix(x)
         if self.ad is not None:
             return np.asarray(self.ad.jacobian(x), dtype=np.float64)
         assert self.user_jac is not None
@@ -383,6 +405,7 @@ def least_squares(
     backend: str | None = None,
     jit: bool | None = None,
     threads: int | str | None = "auto",
+    check_sparsity: bool = False,
 ) -> OptimizeResult:
     """``scipy.optimize.least_squares`` with ``x0`` (and the result) a dict of tensors.
 
@@ -421,7 +444,14 @@ def least_squares(
         diff_step: as for SciPy (finite differences only).
         tr_solver: as for SciPy.
         tr_options: as for SciPy.
-        jac_sparsity: as for SciPy, over the flat vector (finite differences only).
+        jac_sparsity: the Jacobian's sparsity pattern: an ``(m, n)`` bool array or SciPy sparse
+            matrix over the flat vector, or a dict per key of x0 of bool arrays of shape
+            ``(*residual_shape, *x0[key].shape)`` (or SciPy sparse ``(m, x0[key].size)``).
+            With ``jac='autodiff'`` the Jacobian is computed by autodiff with one product per
+            colour of the pattern and reaches SciPy as a ``scipy.sparse.csr_array`` (SciPy then
+            picks ``tr_solver='lsmr'``); ``res.sparsity`` reports the colours. With
+            finite differences SciPy uses it as its own ``jac_sparsity``. See
+            [Sparse derivatives](guide/sparse.md).
         max_nfev: as for SciPy.
         verbose: as for SciPy.
         args: extra positional arguments for ``fun`` and ``jac``.
@@ -437,6 +467,9 @@ def least_squares(
         threads: threads during the solve, as in :func:`~dict_minimize.minimize`; with
             ``"auto"`` a slow first evaluation lifts SciPy's cap too (its LAPACK work on the
             Jacobian grows with the residuals).
+        check_sparsity: with ``jac_sparsity`` and ``jac='autodiff'``, compare the pattern with
+            one dense Jacobian at ``x0`` first; a nonzero it misses is a ValueError naming the
+            key and the entry.
 
     Returns:
         OptimizeResult: SciPy's fields, with ``x`` and ``grad`` (``J^T r``, the gradient of the
@@ -485,7 +518,16 @@ def least_squares(
     if tr_options is not None:
         extra["tr_options"] = dict(tr_options)
     if jac_sparsity is not None:
-        extra["jac_sparsity"] = jac_sparsity
+        pattern, out_shape = jacobian_pattern(jac_sparsity, prep.layout, "jac_sparsity")
+        if isinstance(jac, str) and jac == "autodiff":
+            prob.use_pattern(pattern, out_shape, jit)
+            if check_sparsity:
+                assert prob.sparse is not None
+                prob.sparse.check(prep.x0_flat)
+        else:  # SciPy's finite differences (or a callable, which SciPy lets it ignore)
+            extra["jac_sparsity"] = (
+                pattern if keyed_like_x0(jac_sparsity, prep.layout) else (jac_sparsity)
+            )
     if workers is not None:
         extra["workers"] = workers
     if callback is not None:
@@ -531,6 +573,8 @@ def least_squares(
     out["message"] = str(raw.message)
     out["nfev"] = int(raw.nfev)
     out["njev"] = None if raw.njev is None else int(raw.njev)  # SciPy's None: no Jacobian calls
+    if prob.sparse is not None:
+        out["sparsity"] = {"jac": prob.sparse.info()}
     return out
 
 

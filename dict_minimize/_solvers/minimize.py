@@ -23,6 +23,7 @@ from dict_minimize._problem.result import (  # noqa: F401 (OptimizeResult, Preci
     _note,
 )
 from dict_minimize._problem.scipy_bounds import make_scipy_bounds
+from dict_minimize._problem.sparsity import constraint_report, objective_hessian
 from dict_minimize._problem.trace import Monitor, bar_total, check_time_limit, check_trace_arg
 from dict_minimize._solvers.ipopt import check_ipopt_args, default_hess, finish_ipopt, ipopt_solver
 from dict_minimize._solvers.minimize_steps import (
@@ -37,6 +38,7 @@ from dict_minimize._solvers.minimize_steps import (
     _make_objective,
     _no_calls,
     _normalize_method,
+    _sparse_hess_args,
     _timed_first,
     _wants_result,
     _wrap_callback,
@@ -68,6 +70,8 @@ def minimize(
     progress: bool | Mapping[str, Any] = False,
     time_limit: float | None = None,
     threads: int | str | None = "auto",
+    hess_sparsity: Any = None,
+    check_sparsity: bool = False,
     **unknown: Any,
 ) -> OptimizeResult:
     """Minimize a scalar function of a dict of tensors with ``scipy.optimize.minimize``.
@@ -180,6 +184,16 @@ def minimize(
             pools cost small fits far more than they gain, on a busy machine 10-40x per
             evaluation (see the Performance guide). Results with one thread or several can
             differ in the last bits where a matrix product's kernel depends on the count.
+        hess_sparsity: the sparsity pattern of the objective's Hessian, for a sparse Hessian
+            by autodiff (needs ``jac='autodiff'``; trust-constr and Newton-CG): an ``(n, n)``
+            bool array or SciPy sparse matrix over the flat vector, or a dict of dicts of
+            per-key blocks (``[ki][kj]`` of shape ``x0[ki].shape + x0[kj].shape``; missing
+            blocks are zero). SciPy then gets a ``scipy.sparse.csr_array`` computed with one
+            Hessian-vector product per colour of the pattern; ``res.sparsity`` reports the
+            colours. See [Sparse derivatives](guide/sparse.md).
+        check_sparsity: compare every pattern given (``hess_sparsity``, the constraints'
+            ``jac_sparsity``) with one dense evaluation at ``x0`` before the solve; a nonzero
+            the pattern misses is a ValueError naming the constraint, the key and the entry.
 
     Returns:
         OptimizeResult: ``x`` and ``jac`` are dicts like ``x0``; ``fun`` is a float; ``nfev``,
@@ -232,6 +246,8 @@ def minimize(
         progress=progress,
         time_limit=time_limit,
         threads=threads,
+        hess_sparsity=hess_sparsity,
+        check_sparsity=check_sparsity,
     )
 
 
@@ -261,6 +277,8 @@ def solve(
     time_limit: Any = None,
     threads: Any = "auto",
     scipy_bounds: Any = None,
+    hess_sparsity: Any = None,
+    check_sparsity: bool = False,
 ) -> OptimizeResult:
     """:func:`minimize`, with the choices the drop-in API makes differently.
 
@@ -311,13 +329,18 @@ def solve(
             f"{be.name} arrays: return (value, grad_dict) from fun with jac=True, pass "
             "jac=<callable returning the gradient dict>, or jac='2-point' for finite differences"
         )
+    if hess_sparsity is not None:
+        hess, hessp = _sparse_hess_args(name, mode, hess, hessp)
     hess, hessp = _check_hessians(
         name, mode, hess, hessp, layout.n, method, be.scalar_ad is not None
     )
+    if hess_sparsity is not None:  # the sparse Hessian replaces products and dense Hessians
+        hess, hessp = "autodiff", None
     if name == "ipopt":  # Ipopt takes the exact Hessian of the Lagrangian, or approximates it
         check_ipopt_args(hessp)
         hessp = None
-        hess = default_hess(mode, hess, options, layout.n, be.scalar_ad is not None, False)
+        sparse = hess_sparsity is not None
+        hess = default_hess(mode, hess, options, layout.n, be.scalar_ad is not None, sparse)
     uses_gradient = name not in GRADIENT_FREE
     watch = record or limit is not None or not (progress is None or progress is False)
     # remember the last points only when a callback may need their values without re-evaluating
@@ -341,12 +364,18 @@ def solve(
         track_last,
     )
 
+    if hess_sparsity is not None:
+        run.sparse_hess = objective_hessian(hess_sparsity, layout, codec, be, fun, args, jit)
+        if check_sparsity:
+            run.sparse_hess.check(x0_flat)
     fun_flat, jac_flat, hess_flat, hessp_flat = _flat_functions(
         run, mode, jac, hess, hessp, method, uses_gradient
     )
 
     flat_constraints, constraint_calls = (
-        make_constraints(constraints, layout, codec, be, name, jit)
+        make_constraints(
+            constraints, layout, codec, be, name, jit, check_at=x0_flat if check_sparsity else None
+        )
         if has_constraints
         else ([], _no_calls)
     )
@@ -430,4 +459,10 @@ def solve(
         report,
         constraint_calls if flat_constraints else None,
     )
+    cons = constraint_report(flat_constraints)
+    if run.sparse_hess is not None or any(c is not None for c in cons):
+        out["sparsity"] = {
+            "hess": None if run.sparse_hess is None else run.sparse_hess.info(),
+            "constraints": cons,
+        }
     return finish_ipopt(out, run) if name == "ipopt" else out

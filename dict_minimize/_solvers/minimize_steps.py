@@ -239,6 +239,31 @@ def _check_hessians(
     return hess, hessp
 
 
+#: methods that take ``hess_sparsity``'s sparse Hessian
+SPARSE_HESS = frozenset({"newton-cg", "trust-constr", "ipopt", "_custom"})
+
+
+def _sparse_hess_args(name: str, mode: Mode, hess: Any, hessp: Any) -> tuple[Any, Any]:
+    """Validate ``hess``/``hessp`` with ``hess_sparsity`` (the Hessian comes from autodiff)."""
+    if mode != "autodiff":
+        raise ValueError(
+            "hess_sparsity computes the Hessian by autodiff, so fun must return only the "
+            "value: pass jac='autodiff'"
+        )
+    if not (hess is None or _is_autodiff(hess)) or hessp is not None:
+        raise ValueError(
+            "hess_sparsity computes the Hessian by autodiff: leave hess and hessp out (or "
+            "pass hess='autodiff')"
+        )
+    if name not in SPARSE_HESS:
+        raise ValueError(
+            "hess_sparsity needs a method that takes a sparse Hessian ('trust-constr', 'ipopt' or "
+            f"'Newton-CG'); got method {name!r} (trust-ncg and trust-krylov use exact "
+            "Hessian-vector products by autodiff: leave hess_sparsity out)"
+        )
+    return None, None
+
+
 def _jac_mode(jac: Any) -> Mode:
     if isinstance(jac, str) and jac == "cs":
         raise ValueError(f"jac='cs': {_COMPLEX_STEP}")

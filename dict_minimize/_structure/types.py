@@ -136,6 +136,34 @@ class VectorAD(Protocol):
     def vhp(self, x: FloatVector, v: FloatVector, p: FloatVector) -> FloatVector: ...
 
 
+class SparseProducts(Protocol):
+    """Batched derivative products of ``fun(x_dict, *args)`` (any shape, flattened to ``m``
+    values) on SciPy's flat vector: what compressed sparse Jacobians and Hessians are made of.
+
+    Built by a backend's ``sparse_products(layout, codec, fun, args, jit=...)``; ``seeds`` hold
+    one product direction per column, and all columns go through the framework in one batched
+    call where it can (``vmap``).
+
+    - ``value(x) -> (m,) float64``
+    - ``jvps(x, seeds (n, k)) -> (m, k)``: ``J(x) @ seeds`` (forward mode).
+    - ``vjps(x, seeds (m, k)) -> (n, k)``: ``J(x).T @ seeds`` (reverse mode).
+    - ``hvps(x, w (m,), seeds (n, k)) -> (n, k)``: ``Hessian(w · fun)(x) @ seeds``
+      (forward-over-reverse); for a scalar ``fun``, ``w = [1.0]``.
+    - ``fun_calls``: how many times ``fun`` ran (Python calls; traces under jit).
+    """
+
+    @property
+    def fun_calls(self) -> int: ...
+
+    def value(self, x: FloatVector) -> FloatVector: ...
+
+    def jvps(self, x: FloatVector, seeds: np.ndarray) -> np.ndarray: ...
+
+    def vjps(self, x: FloatVector, seeds: np.ndarray) -> np.ndarray: ...
+
+    def hvps(self, x: FloatVector, w: FloatVector, seeds: np.ndarray) -> np.ndarray: ...
+
+
 class Backend(NamedTuple):
     """The record that adapts one framework to the core.
 
@@ -154,6 +182,10 @@ class Backend(NamedTuple):
     - ``second_order`` (``scalar_ad``): keep what the last gradient computed so that Hessian
       products at the same point do not call ``fun`` again.
 
+    ``sparse_products(layout, codec, fun, args, jit=...)`` builds the
+    :class:`SparseProducts` of a function of any shape for sparse derivatives; None for a
+    framework without autodiff.
+
     ``intra_op_threads`` is ``(get, set)`` of the framework's intra-op thread count, which
     :mod:`dict_minimize._threads` caps during a solve; None for a framework whose threads
     cannot change after it starts (JAX/XLA, TensorFlow) or that has none of its own (NumPy: its
@@ -169,3 +201,4 @@ class Backend(NamedTuple):
     vector_ad: Callable[..., VectorAD] | None = None
     compile_pair: Callable[..., CompiledPair | None] | None = None
     intra_op_threads: tuple[Callable[[], int], Callable[[int], None]] | None = None
+    sparse_products: Callable[..., SparseProducts] | None = None

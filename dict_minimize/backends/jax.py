@@ -23,6 +23,7 @@ from dict_minimize._structure.types import Backend, Codec, EntryInfo
 from dict_minimize.backends._common import is_floating_np, np_concat64
 from dict_minimize.backends._runs import shape_runs
 from dict_minimize.backends.jax_ad import compile_pair, scalar_ad, vector_ad
+from dict_minimize.backends.jax_sparse_ad import sparse_products
 
 
 def owns(value: Any) -> bool:
@@ -214,4 +215,5 @@ BACKEND = Backend(
     scalar_ad=scalar_ad,
     vector_ad=vector_ad,
     compile_pair=compile_pair,
+    sparse_products=sparse_products,
 )

@@ -16,7 +16,7 @@ import tensorflow as tf
 from dict_minimize._errors import at, grad_shape, grad_type, not_floating, type_name
 from dict_minimize._structure.layout import Layout
 from dict_minimize._structure.types import Backend, Codec, EntryInfo
-from dict_minimize.backends import tensorflow_ad
+from dict_minimize.backends import tensorflow_ad, tensorflow_sparse_ad
 from dict_minimize.backends._common import np_concat64
 from dict_minimize.backends._runs import shape_runs
 
@@ -197,4 +197,5 @@ BACKEND = Backend(
     scalar_ad=tensorflow_ad.scalar_ad,
     vector_ad=tensorflow_ad.vector_ad,
     compile_pair=tensorflow_ad.compile_pair,
+    sparse_products=tensorflow_sparse_ad.sparse_products,
 )

@@ -16,7 +16,7 @@ import torch
 from dict_minimize._errors import at, entry, grad_shape, grad_type, not_floating, type_name
 from dict_minimize._structure.layout import Layout
 from dict_minimize._structure.types import Backend, Codec, EntryInfo
-from dict_minimize.backends import torch_ad
+from dict_minimize.backends import torch_ad, torch_sparse_ad
 from dict_minimize.backends._runs import shape_runs
 
 
@@ -245,4 +245,5 @@ BACKEND = Backend(
     scalar_ad=torch_ad.scalar_ad,
     vector_ad=torch_ad.vector_ad,
     intra_op_threads=(torch.get_num_threads, _set_threads),
+    sparse_products=torch_sparse_ad.sparse_products,
 )
