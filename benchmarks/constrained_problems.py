@@ -55,6 +55,7 @@ class Ops:
     sum: Callable[[Any], Any]
     const: Callable[[float, Any], Any]  # (value, like) -> a (1,) tensor of like's dtype
     stack: Callable[[list, int], Any]
+    array: Callable[[np.ndarray, Any], Any]  # (NumPy array, like) -> a tensor of like's dtype
 
 
 def ops_for(framework: str) -> Ops:
@@ -63,7 +64,12 @@ def ops_for(framework: str) -> Ops:
         import jax.numpy as jnp
 
         return Ops(
-            jnp.concatenate, jnp.sqrt, jnp.sum, lambda v, t: jnp.full((1,), v, t.dtype), jnp.stack
+            jnp.concatenate,
+            jnp.sqrt,
+            jnp.sum,
+            lambda v, t: jnp.full((1,), v, t.dtype),
+            jnp.stack,
+            lambda a, t: jnp.asarray(a, t.dtype),
         )
     if framework == "torch":
         import torch
@@ -74,6 +80,7 @@ def ops_for(framework: str) -> Ops:
             torch.sum,
             lambda v, t: torch.full((1,), v, dtype=t.dtype),
             lambda xs, axis: torch.stack(xs, dim=axis),
+            lambda a, t: torch.as_tensor(a, dtype=t.dtype),
         )
     if framework == "tensorflow":
         import tensorflow as tf
@@ -84,8 +91,11 @@ def ops_for(framework: str) -> Ops:
             tf.reduce_sum,
             lambda v, t: tf.fill((1,), tf.cast(v, t.dtype)),
             lambda xs, axis: tf.stack(xs, axis=axis),
+            lambda a, t: tf.constant(a, dtype=t.dtype),
         )
-    return Ops(np.concatenate, np.sqrt, np.sum, lambda v, t: np.full((1,), v), np.stack)
+    return Ops(
+        np.concatenate, np.sqrt, np.sum, lambda v, t: np.full((1,), v), np.stack, lambda a, t: a
+    )
 
 
 def to_framework(x0: dict[str, np.ndarray], framework: str) -> dict[str, Any]:
@@ -156,7 +166,7 @@ def chain(N: int) -> Problem:
     def objective(ops: Ops) -> Callable:
         def energy(d: Any) -> Any:
             Y = ops.concat([ops.const(a, d["y"]), d["y"], ops.const(b, d["y"])])
-            return ops.sum(w * Y * ops.sqrt(1.0 + d["u"] * d["u"]))
+            return ops.sum(ops.array(w, Y) * Y * ops.sqrt(1.0 + d["u"] * d["u"]))
 
         return energy
 
@@ -414,7 +424,7 @@ def electrons(N: int, seed: int = 0) -> Problem:
         def energy(d: Any) -> Any:
             R = ops.stack([d["x"], d["y"], d["z"]], 1)
             diff = R[:, None, :] - R[None, :, :]
-            d2 = ops.sum(diff * diff, 2) + np.eye(N)  # (the diagonal adds N ones)
+            d2 = ops.sum(diff * diff, 2) + ops.array(np.eye(N), R)  # (the diagonal: N ones)
             return 0.5 * (ops.sum(1.0 / ops.sqrt(d2)) - N)
 
         return energy
