@@ -158,7 +158,12 @@ def _block(orig: Any, flat: Any, x0_dict: Any, n: int, dense_hess: bool) -> _Blo
         blk.value = lambda x, A=A: np.asarray(A @ x, dtype=np.float64).reshape(-1)
         blk.jac_values = lambda x, data=data: data
         return blk
-    shape = _output_shape(orig, x0_dict)
+    sparse_jac = getattr(flat, "_dm_jac", None)
+    if sparse_jac is not None:  # (no evaluation: a flat pattern gives flat multipliers)
+        known = sparse_jac.out_shape
+        shape = tuple(known) if known is not None else (int(sparse_jac.shape[0]),)
+    else:
+        shape = _output_shape(orig, x0_dict)
     m = int(np.prod(shape)) if shape else 1
     if isinstance(flat, Mapping):  # SciPy's dict form (a NumPy constraint without autodiff)
         eq = flat["type"] == "eq"
@@ -168,7 +173,6 @@ def _block(orig: Any, flat: Any, x0_dict: Any, n: int, dense_hess: bool) -> _Blo
         blk = _Block(m, shape, flat.lb, flat.ub)
         value, jac, hess = flat.fun, flat.jac, flat.hess
     blk.value = lambda x: np.asarray(value(x), dtype=np.float64).reshape(-1)
-    sparse_jac = getattr(flat, "_dm_jac", None)
     if sparse_jac is not None:
         blk.jac_rows = np.asarray(sparse_jac.rows, dtype=np.int64)
         blk.jac_cols = np.asarray(sparse_jac.cols, dtype=np.int64)
