@@ -527,7 +527,37 @@ def solve_floor(prob: Problem, options: dict[str, Any] | None = None) -> tuple[n
     m = f.m
     cl = np.broadcast_to(np.asarray(prob.clb, dtype=float), (m,))
     cu = np.broadcast_to(np.asarray(prob.cub, dtype=float), (m,))
-    nlp = cyipopt.Problem(n=f.n, m=m, problem_obj=f, lb=lb, ub=ub, cl=cl, cu=cu)
+    nit = [0]
+
+    def intermediate(alg_mod: int, iter_count: int, *rest: Any) -> bool:
+        nit[0] = iter_count
+        return True
+
+    glue = {name: getattr(f, name) for name in _CALLBACKS}
+    nlp = cyipopt.Problem(
+        n=f.n, m=m, problem_obj=_Glue(intermediate=intermediate, **glue), lb=lb, ub=ub, cl=cl,
+        cu=cu,
+    )  # fmt: skip
     for key, value in {"print_level": 0, "sb": "yes", **(options or {})}.items():
         nlp.add_option(key, value)
-    return nlp.solve(prob.flat_x0())
+    x, info = nlp.solve(prob.flat_x0())
+    info["nit"] = nit[0]
+    return x, info
+
+
+_CALLBACKS = (
+    "objective",
+    "gradient",
+    "constraints",
+    "jacobian",
+    "jacobianstructure",
+    "hessian",
+    "hessianstructure",
+)
+
+
+class _Glue:
+    """The floor's callbacks and an iteration counter, as cyipopt's ``problem_obj``."""
+
+    def __init__(self, **callbacks: Any) -> None:
+        self.__dict__.update(callbacks)
