@@ -288,6 +288,7 @@ class _Watch:
         self.best_x: np.ndarray | None = None
         self.best_f = math.inf
         self.stopped = False
+        self.interrupted: KeyboardInterrupt | None = None
 
 
 def ipopt_solver(
@@ -415,6 +416,9 @@ def _run(
         except StopIteration:
             watch.stopped = True
             return False
+        except KeyboardInterrupt as exc:  # stop Ipopt now (cyipopt would finish the iteration)
+            watch.interrupted = exc
+            return False
         except Exception as exc:
             if type(exc).__name__ == "_Halt":  # the driver's stop for methods like this one
                 watch.stopped = True
@@ -441,6 +445,8 @@ def _run(
         problem.add_option("hessian_approximation", "limited-memory")
     try:
         x, info = problem.solve(np.array(x0_flat, dtype=np.float64))
+        if watch.interrupted is not None:
+            raise watch.interrupted
     except KeyboardInterrupt:
         if watch.best_x is not None:  # the best feasible iterate is what the result keeps
             run.best_x, run.best_f = watch.best_x, watch.best_f
@@ -462,9 +468,7 @@ def _raw_result(
     message = info["status_msg"]
     message = message.decode() if isinstance(message, bytes) else str(message)
     mult = np.asarray(info["mult_g"], dtype=np.float64)
-    multipliers = [
-        mult[offsets[i] : offsets[i + 1]].reshape(b.shape) for i, b in enumerate(blocks)
-    ]
+    multipliers = [mult[offsets[i] : offsets[i + 1]].reshape(b.shape) for i, b in enumerate(blocks)]
     res = scipy.optimize.OptimizeResult(
         x=np.array(x, dtype=np.float64),
         fun=float(info["obj_val"]),
