@@ -139,6 +139,18 @@ def _dense_hess_term(hess: Callable, n: int) -> Callable[[np.ndarray, np.ndarray
     return values
 
 
+def _linear(A: Any, data: np.ndarray) -> tuple[Callable, Callable]:
+    """A linear constraint's values and its (constant) Jacobian values."""
+
+    def value(x: np.ndarray) -> np.ndarray:
+        return np.asarray(A @ x, dtype=np.float64).reshape(-1)
+
+    def jac_values(x: np.ndarray) -> np.ndarray:
+        return data
+
+    return value, jac_values
+
+
 def _block(orig: Any, flat: Any, x0_dict: Any, n: int, dense_hess: bool) -> _Block:
     """One flat constraint (as :func:`make_constraints` built it) as a block of ``g``."""
     if isinstance(flat, scipy.optimize.LinearConstraint):
@@ -155,8 +167,7 @@ def _block(orig: Any, flat: Any, x0_dict: Any, n: int, dense_hess: bool) -> _Blo
             rows, cols = _full(m, n)
             data = np.asarray(A, dtype=np.float64).reshape(-1)
         blk.jac_rows, blk.jac_cols = rows, cols
-        blk.value = lambda x, A=A: np.asarray(A @ x, dtype=np.float64).reshape(-1)
-        blk.jac_values = lambda x, data=data: data
+        blk.value, blk.jac_values = _linear(A, data)
         return blk
     sparse_jac = getattr(flat, "_dm_jac", None)
     if sparse_jac is not None:  # (no evaluation: a flat pattern gives flat multipliers)
@@ -211,11 +222,9 @@ class _Lagrangian:
         self.terms = [t[2] for t in terms]
         self.nnz = union.size
 
-    def values(self, parts: list[np.ndarray]) -> np.ndarray:
+    def values(self, parts: list[np.ndarray | None]) -> np.ndarray:
         idx = np.concatenate([i for i, p in zip(self.index, parts, strict=True) if p is not None])
-        w = np.concatenate(
-            [p[keep] for keep, p in zip(self.maps, parts, strict=True) if p is not None]
-        )
+        w = np.concatenate([p[k] for k, p in zip(self.maps, parts, strict=True) if p is not None])
         return np.bincount(idx, weights=w, minlength=self.nnz)
 
 
@@ -356,9 +365,10 @@ def _run(
     m = sum(b.m for b in blocks)
     offsets = np.cumsum([0] + [b.m for b in blocks])
     jac_rows = np.concatenate(
-        [b.jac_rows + off for b, off in zip(blocks, offsets, strict=False)] or [np.zeros(0)]
+        [b.jac_rows + off for b, off in zip(blocks, offsets, strict=False)]
+        or [np.zeros(0, dtype=np.int64)]
     ).astype(np.int64)
-    jac_cols = np.concatenate([b.jac_cols for b in blocks] or [np.zeros(0)]).astype(np.int64)
+    jac_cols = np.concatenate([b.jac_cols for b in blocks] or [np.zeros(0, dtype=np.int64)])
     grad = jac_flat if callable(jac_flat) else (lambda x: _forward_differences(fun_flat, x)[0])
 
     nlp = SimpleNamespace()

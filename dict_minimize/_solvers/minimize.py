@@ -99,8 +99,11 @@ def minimize(
             leaf becomes a 0-d float64 tensor of x0's framework (NumPy if it has no tensors).
             See [Nested parameters](guide/nested.md) and [Models](guide/models.md).
         args: extra positional arguments for ``fun``, ``jac``, ``hess`` and ``hessp``.
-        method: any method name of ``scipy.optimize.minimize`` (case-insensitive) or a custom
-            callable; by default SLSQP with constraints, L-BFGS-B with bounds, BFGS otherwise.
+        method: any method name of ``scipy.optimize.minimize`` (case-insensitive), ``'ipopt'``
+            (Ipopt through cyipopt, extra ``[ipopt]``: exact sparse derivatives by autodiff,
+            ``res.multipliers``, ``res.z_L``/``res.z_U``; see
+            [Large constrained problems and Ipopt](guide/ipopt.md)) or a custom callable;
+            by default SLSQP with constraints, L-BFGS-B with bounds, BFGS otherwise.
         jac: ``True``: ``fun`` returns the gradient too; ``'autodiff'``: ``fun`` returns only
             the value and the framework computes value and gradient in one pass (PyTorch
             autograd, ``jax.value_and_grad`` compiled with ``jax.jit``, TensorFlow
