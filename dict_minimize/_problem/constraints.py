@@ -330,8 +330,8 @@ class _Builder:
         if keep_feasible is not False:
             kwargs["keep_feasible"] = keep_feasible
         con = scipy.optimize.NonlinearConstraint(value, lb, ub, **kwargs)
-        con._dm_jac = sjac  # type: ignore[attr-defined]
-        con._dm_hess = shess  # type: ignore[attr-defined]
+        con._dm_jac = sjac
+        con._dm_hess = shess
         return con
 
     # -- the forms ----------------------------------------------------------------------------

@@ -24,11 +24,14 @@ The protocol other solvers read (Ipopt):
   ``run.sparse_hess`` (``SparseDerivative``, else None).
 
 Colouring: greedy distance-1 colouring of the column intersection graph (two columns conflict
-when a row has both), in the better of two orders (largest-first by the number of conflicts,
-and the natural order, which is optimal for banded patterns). A Jacobian is coloured by columns
+when a row has both), in the natural order (optimal for banded patterns) and, unless that
+reaches the lower bound (the longest row), largest-first by the number of conflicts: the
+better of the two. A Jacobian is coloured by columns
 (forward products) and by rows (reverse products, ``J^T w``): the one with fewer colours is
 used. Hessians: the same column colouring of the symmetric pattern (direct recovery, no star or
-acyclic colouring), with forward-over-reverse products.
+acyclic colouring), except that a few dense columns (a variable in every equation) get a colour
+each and their rows are read by symmetry (:func:`color_symmetric`); forward-over-reverse
+products.
 """
 
 from __future__ import annotations
@@ -255,7 +258,8 @@ def _greedy(col_rows: list[list[int]], m: int, order: np.ndarray) -> np.ndarray:
 def color_columns(pattern: scipy.sparse.csr_array) -> tuple[np.ndarray, int]:
     """Colours of the pattern's columns: no two columns of one colour share a row.
 
-    Returns ``(colors, ncolors)``; the better of the largest-first and the natural order.
+    Returns ``(colors, ncolors)``: the natural order's colouring where it reaches the lower
+    bound (the largest number of entries in a row), else the better of it and largest-first.
 
     Example:
         >>> import numpy as np, scipy.sparse
@@ -270,15 +274,54 @@ def color_columns(pattern: scipy.sparse.csr_array) -> tuple[np.ndarray, int]:
     csc.sort_indices()
     indptr, indices = csc.indptr.tolist(), csc.indices.tolist()
     col_rows = [indices[indptr[j] : indptr[j + 1]] for j in range(n)]
-    row_len = np.diff(pattern.indptr).astype(np.float64)
-    degree = np.asarray(pattern.T.astype(np.float64) @ row_len).ravel()
-    best: np.ndarray | None = None
-    for order in (np.argsort(-degree, kind="stable"), np.arange(n)):
-        colors = _greedy(col_rows, m, order)
-        if best is None or colors.max() < best.max():
-            best = colors
-    assert best is not None
+    row_len = np.diff(pattern.indptr)
+    bound = int(row_len.max()) if m else 0  # a row's columns all need different colours
+    best = _greedy(col_rows, m, np.arange(n))  # the natural order: optimal on banded patterns
+    if best.max() + 1 > bound:
+        degree = np.asarray(pattern.T.astype(np.float64) @ row_len.astype(np.float64)).ravel()
+        largest_first = _greedy(col_rows, m, np.argsort(-degree, kind="stable"))
+        if largest_first.max() < best.max():
+            best = largest_first
     return best, int(best.max()) + 1 if pattern.nnz else 1
+
+
+def color_symmetric(
+    pattern: scipy.sparse.csr_array,
+) -> tuple[np.ndarray, int, np.ndarray | None]:
+    """Colours of a symmetric pattern's columns for direct recovery, using the symmetry for
+    dense rows: ``(colors, ncolors, dense)``.
+
+    A few columns much longer than the rest (a variable in every equation: a final time, a
+    scale) make every pair of columns conflict. Each such column gets a colour of its own —
+    its product is its column exactly, so its row follows by symmetry — and the others are
+    coloured without those rows. Used where it needs fewer colours than the plain colouring;
+    ``dense`` marks those columns (None: the plain colouring).
+
+    Example:
+        >>> import numpy as np, scipy.sparse
+        >>> arrow = np.eye(50, dtype=bool)
+        >>> arrow[0, :] = arrow[:, 0] = True
+        >>> color_symmetric(scipy.sparse.csr_array(arrow))[1], color_columns(
+        ...     scipy.sparse.csr_array(arrow))[1]
+        (2, 50)
+    """
+    colors, ncolors = color_columns(pattern)
+    n = pattern.shape[1]
+    counts = np.diff(pattern.indptr)
+    if n == 0 or pattern.nnz == 0:
+        return colors, ncolors, None
+    dense = counts > max(8, 3 * float(np.median(counts)))
+    if not dense.any() or dense.sum() >= ncolors:
+        return colors, ncolors, None
+    rest = np.flatnonzero(~dense)
+    sub = scipy.sparse.csr_array(pattern[rest][:, rest])
+    sub_colors, sub_n = color_columns(sub)
+    if int(dense.sum()) + sub_n >= ncolors:
+        return colors, ncolors, None
+    out = np.empty(n, dtype=np.int64)
+    out[rest] = sub_colors
+    out[dense] = sub_n + np.arange(int(dense.sum()))
+    return out, sub_n + int(dense.sum()), dense
 
 
 def _seeds(colors: np.ndarray, ncolors: int) -> np.ndarray:
@@ -298,7 +341,7 @@ class SparseDerivative:
     ``rows``, ``cols``, ``ncolors`` and the methods ``values`` and ``matrix`` are the protocol
     (see the module notes); ``mode`` is ``"forward"`` (a product per column colour) or
     ``"reverse"`` (a vector-Jacobian product per row colour); ``evaluations`` counts
-    ``values`` calls.
+    ``values`` calls. ``mode=None`` picks the one with fewer colours (forward on a tie).
 
     Example:
         >>> import numpy as np
@@ -323,6 +366,7 @@ class SparseDerivative:
         layout: Layout | None = None,
         out_shape: tuple[int, ...] | None = None,
         name: str = "jac_sparsity",
+        mode: str | None = None,
     ) -> None:
         self.kind, self.products, self.where, self.name = kind, products, where, name
         self.layout, self.out_shape = layout, out_shape
@@ -331,10 +375,17 @@ class SparseDerivative:
         self.cols = pattern.indices.astype(np.int64)
         self.rows = np.repeat(np.arange(self.shape[0], dtype=np.int64), np.diff(self._indptr))
         self.mode = "forward"
-        self.colors, self.ncolors = color_columns(pattern)
-        if kind == "jac" and hasattr(products, "vjps"):
+        self._dense: np.ndarray | None = None  # symmetric recovery's dense columns
+        if kind == "jac":
+            self.colors, self.ncolors = color_columns(pattern)
+        else:
+            self.colors, self.ncolors, self._dense = color_symmetric(pattern)
+        col_len = np.bincount(self.cols, minlength=self.shape[1])
+        # reverse mode needs at least as many colours as the longest column has entries
+        could = mode == "reverse" or (col_len.max(initial=0) < self.ncolors and mode is None)
+        if kind == "jac" and could:
             row_colors, nrow = color_columns(scipy.sparse.csr_array(pattern.T))
-            if nrow < self.ncolors:
+            if nrow < self.ncolors or mode == "reverse":
                 self.mode, self.colors, self.ncolors = "reverse", row_colors, nrow
         size = self.shape[0] if self.mode == "reverse" else self.shape[1]
         self._seeds = _seeds(self.colors, self.ncolors) if size else np.zeros((0, 0))
@@ -380,7 +431,11 @@ class SparseDerivative:
             )
         if self.mode == "reverse":
             return got[self.cols, self.colors[self.rows]]
-        return got[self.rows, self.colors[self.cols]]
+        vals = got[self.rows, self.colors[self.cols]]
+        if self._dense is not None:  # entries of a dense row, from that column's own product
+            sel = self._dense[self.rows] & ~self._dense[self.cols]
+            vals[sel] = got[self.cols[sel], self.colors[self.rows[sel]]]
+        return vals
 
     def matrix(self, x: np.ndarray, *weights: Any) -> scipy.sparse.csr_array:
         """The derivative at ``x`` as a ``scipy.sparse.csr_array`` of ``shape``."""
@@ -436,9 +491,8 @@ class SparseDerivative:
     def _missed(self, row: int, col: int, value: float, count: int) -> str:
         if self.kind == "jac":
             out = f"output {row}"
-            if self.out_shape:
-                idx = tuple(int(k) for k in np.unravel_index(row, self.out_shape))
-                out += f" (index {idx[0] if len(idx) == 1 else idx})"
+            if self.out_shape is not None and len(self.out_shape) > 1:
+                out += f" (index {tuple(int(k) for k in np.unravel_index(row, self.out_shape))})"
             what = f"the derivative of {out} with respect to {self._name(col)}"
         else:
             what = f"the Hessian entry ({self._name(row)}, {self._name(col)})"
@@ -498,6 +552,7 @@ __all__ = [
     "MAX_HESSIAN_NNZ",
     "SparseDerivative",
     "color_columns",
+    "color_symmetric",
     "constraint_report",
     "hessian_pattern",
     "jacobian_pattern",

@@ -477,7 +477,8 @@ def least_squares(
         entries, ``fun`` the residuals at ``x`` as float64 NumPy arrays in the user's shape (a
         dict when ``fun`` returns one), and ``jac`` the ``(m, n)`` float64 Jacobian array as
         SciPy gives it (columns in ``x0``'s flattened key order), plus ``cost``, ``optimality``,
-        ``status``, ``message``, ``success``, ``nfev`` and ``njev``.
+        ``status``, ``message``, ``success``, ``nfev`` and ``njev``; with ``jac_sparsity`` and
+        ``jac='autodiff'``, ``sparsity`` (the colours, mode, stored entries and shape).
 
     Example:
         >>> import numpy as np
@@ -518,16 +519,16 @@ def least_squares(
     if tr_options is not None:
         extra["tr_options"] = dict(tr_options)
     if jac_sparsity is not None:
-        pattern, out_shape = jacobian_pattern(jac_sparsity, prep.layout, "jac_sparsity")
         if isinstance(jac, str) and jac == "autodiff":
+            pattern, out_shape = jacobian_pattern(jac_sparsity, prep.layout, "jac_sparsity")
             prob.use_pattern(pattern, out_shape, jit)
             if check_sparsity:
                 assert prob.sparse is not None
                 prob.sparse.check(prep.x0_flat)
-        else:  # SciPy's finite differences (or a callable, which SciPy lets it ignore)
-            extra["jac_sparsity"] = (
-                pattern if keyed_like_x0(jac_sparsity, prep.layout) else (jac_sparsity)
-            )
+        elif keyed_like_x0(jac_sparsity, prep.layout):  # per key: SciPy's flat pattern
+            extra["jac_sparsity"] = jacobian_pattern(jac_sparsity, prep.layout, "jac_sparsity")[0]
+        else:  # SciPy's own, unchanged (finite differences; a callable jac ignores it)
+            extra["jac_sparsity"] = jac_sparsity
     if workers is not None:
         extra["workers"] = workers
     if callback is not None:

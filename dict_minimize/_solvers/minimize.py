@@ -202,6 +202,8 @@ def minimize(
         OptimizeResult: ``x`` and ``jac`` are dicts like ``x0``; ``fun`` is a float; ``nfev``,
             ``njev``, ``nit``, ``status``, ``success`` and ``message`` as in SciPy. A run
             stopped by ``KeyboardInterrupt`` returns the best point seen with ``success=False``.
+            With a sparsity pattern, ``sparsity`` reports the colours (products per
+            evaluation) of the objective's Hessian and of each constraint.
 
     Raises:
         TypeError, ValueError: for malformed input, with a message naming the key.

@@ -18,15 +18,69 @@ import numpy as np
 
 from dict_minimize._structure.layout import Layout
 from dict_minimize._structure.types import Codec
+from dict_minimize.backends._ad import cached_per_fun
 from dict_minimize.backends.jax_ad import _Base, _resolve_jit
 from dict_minimize.backends.jax_trace import (
+    _CACHE,
+    _CACHE_LOCK,
     _TRACE_ERRORS,
+    CACHE_PER_FUN,
     _add_jit_hint,
+    _ArgSpec,
+    _Counted,
     _host64,
     _place_args,
     _split_args,
     _vector_functions,
 )
+
+
+def _sparse_functions(
+    call: Callable, layout: Layout, placement: Any, spec: Any, *, traced: bool
+) -> dict[str, Callable]:
+    """The pure functions of ``(x_flat, ..., dyn_args)``: value and the batched products."""
+    value = _vector_functions(call, layout, placement, spec, traced=traced).value
+
+    def plain(x: jax.Array, dyn: Any) -> jax.Array:
+        return value(x, dyn)
+
+    def jvps(x: jax.Array, seeds: jax.Array, dyn: Any) -> jax.Array:
+        def one(s: jax.Array) -> jax.Array:
+            return jax.jvp(lambda z: value(z, dyn), (x,), (s,))[1]
+
+        return jax.vmap(one, in_axes=1, out_axes=1)(seeds)
+
+    def vjps(x: jax.Array, seeds: jax.Array, dyn: Any) -> jax.Array:
+        y, pull = jax.vjp(lambda z: value(z, dyn), x)
+        return jax.vmap(lambda w: pull(w.astype(y.dtype))[0], in_axes=1, out_axes=1)(seeds)
+
+    def hvps(x: jax.Array, w: jax.Array, seeds: jax.Array, dyn: Any) -> jax.Array:
+        def weighted(z: jax.Array) -> jax.Array:
+            c = value(z, dyn)
+            dtype = jnp.promote_types(c.dtype, w.dtype)
+            return jnp.dot(w.astype(dtype), c.astype(dtype))
+
+        grad = jax.grad(weighted)
+
+        def one(s: jax.Array) -> jax.Array:
+            return jax.jvp(grad, (x,), (s,))[1]
+
+        return jax.vmap(one, in_axes=1, out_axes=1)(seeds)
+
+    return {"value": plain, "jvps": jvps, "vjps": vjps, "hvps": hvps}
+
+
+class _Compiled:
+    """The jitted products for one (fun, layout, args structure); ``counter.calls`` counts
+    traces. Cached per ``fun`` with the other compiled JAX functions, so repeated solves with
+    the same ``fun`` do not trace again (a new number of colours traces once more)."""
+
+    def __init__(
+        self, fun: Callable, layout: Layout, placement: Any, spec: _ArgSpec, *, weak: bool
+    ) -> None:
+        self.counter = _Counted(fun, weak=weak)
+        fns = _sparse_functions(self.counter, layout, placement, spec, traced=True)
+        self.fns: dict[str, Callable[..., Any]] = {n: jax.jit(f) for n, f in fns.items()}
 
 
 class JaxSparseProducts(_Base):
@@ -38,60 +92,51 @@ class JaxSparseProducts(_Base):
     _kind = "vector"
 
     def __init__(self, layout: Layout, fun: Callable, args: Sequence[Any], *, jit: bool) -> None:
-        super().__init__(layout, fun, args, False)  # no cached compiled set: our own below
+        super().__init__(layout, fun, args, False)  # no dense compiled set: the products'
         self.jit = jit
-        spec, dyn = _split_args(self.args)
+        self._sparse: _Compiled | None = None
+        self._sparse_base = 0
+        self._fns: dict[str, Callable[..., Any]]
         if jit:
+            spec, dyn = _split_args(self.args)
             self._dyn = _place_args(dyn, self._placement)
-        value = _vector_functions(
-            self._eager_fun, layout, self._placement, spec if jit else None, traced=jit
-        ).value
-
-        def jvps(x: jax.Array, seeds: jax.Array, dyn: Any) -> jax.Array:
-            def one(s: jax.Array) -> jax.Array:
-                return jax.jvp(lambda z: value(z, dyn), (x,), (s,))[1]
-
-            return jax.vmap(one, in_axes=1, out_axes=1)(seeds)
-
-        def vjps(x: jax.Array, seeds: jax.Array, dyn: Any) -> jax.Array:
-            y, pull = jax.vjp(lambda z: value(z, dyn), x)
-            return jax.vmap(lambda w: pull(w.astype(y.dtype))[0], in_axes=1, out_axes=1)(seeds)
-
-        def hvps(x: jax.Array, w: jax.Array, seeds: jax.Array, dyn: Any) -> jax.Array:
-            def weighted(z: jax.Array) -> jax.Array:
-                c = value(z, dyn)
-                dtype = jnp.promote_types(c.dtype, w.dtype)
-                return jnp.dot(w.astype(dtype), c.astype(dtype))
-
-            grad = jax.grad(weighted)
-
-            def one(s: jax.Array) -> jax.Array:
-                return jax.jvp(grad, (x,), (s,))[1]
-
-            return jax.vmap(one, in_axes=1, out_axes=1)(seeds)
-
-        def plain(z: jax.Array, dyn: Any) -> jax.Array:
-            return value(z, dyn)
-
-        wrap = jax.jit if jit else (lambda f: f)
-        self._fns = {
-            "value": wrap(plain),
-            "jvps": wrap(jvps),
-            "vjps": wrap(vjps),
-            "hvps": wrap(hvps),
-        }
+            placement = self._placement
+            self._sparse = cached_per_fun(
+                _CACHE,
+                _CACHE_LOCK,
+                fun,
+                ("sparse", layout, layout.factory, spec.key()),
+                lambda weak: _Compiled(fun, layout, placement, spec, weak=weak),
+                CACHE_PER_FUN,
+            )
+            self._sparse_base = self._sparse.counter.calls
+            self._fns = self._sparse.fns
+        else:
+            self._fns = _sparse_functions(
+                self._eager_fun, layout, self._placement, None, traced=False
+            )
         self._m: int | None = None
 
+    @property
+    def fun_calls(self) -> int:
+        """Python calls of the user's function (under jit: traces since this object was made)."""
+        traced = 0 if self._sparse is None else self._sparse.counter.calls - self._sparse_base
+        return self._eager_fun.calls + traced
+
+    @fun_calls.setter
+    def fun_calls(self, value: int) -> None:
+        self._eager_fun.calls = value
+        self._sparse_base = 0 if self._sparse is None else self._sparse.counter.calls
+
     def _call(self, name: str, *arrays: np.ndarray) -> np.ndarray:
-        vecs = [jnp.asarray(a) if self.jit else self._device_any(a) for a in arrays]
+        vecs = [self._device_any(a) for a in arrays]
         dyn = self._dyn if self.jit else self.args
         try:
-            out = _host64(self._fns[name](*vecs, dyn))
+            return _host64(self._fns[name](*vecs, dyn))
         except _TRACE_ERRORS as exc:
             if self.jit:
                 _add_jit_hint(exc, self._what)
             raise
-        return out
 
     def _device_any(self, a: np.ndarray) -> jax.Array:
         host = np.array(a, dtype=self._dtype)
@@ -99,31 +144,27 @@ class JaxSparseProducts(_Base):
             return jax.device_put(host, self._placement.flat)
         return jnp.asarray(host)
 
-    def _x(self, x: np.ndarray) -> np.ndarray:
-        return self._host(x)
-
-    def _seeds(self, seeds: np.ndarray, rows: int, what: str) -> np.ndarray:
+    def _seeds(self, seeds: np.ndarray, rows: int) -> np.ndarray:
         arr = np.asarray(seeds, dtype=self._dtype)
         if arr.ndim != 2 or arr.shape[0] != rows:
-            raise ValueError(f"{what} must have shape ({rows}, k); got {arr.shape}")
+            raise ValueError(f"seeds must have shape ({rows}, k); got {arr.shape}")
         return arr
 
     def value(self, x: np.ndarray) -> np.ndarray:
-        out = self._call("value", self._x(x))
+        out = self._call("value", self._host(x))
         self._m = out.shape[0]
         return out
 
     def jvps(self, x: np.ndarray, seeds: np.ndarray) -> np.ndarray:
-        return self._call("jvps", self._x(x), self._seeds(seeds, self.n, "seeds"))
+        return self._call("jvps", self._host(x), self._seeds(seeds, self.n))
 
     def vjps(self, x: np.ndarray, seeds: np.ndarray) -> np.ndarray:
         m = np.shape(seeds)[0] if self._m is None else self._m
-        return self._call("vjps", self._x(x), self._seeds(seeds, m, "seeds"))
+        return self._call("vjps", self._host(x), self._seeds(seeds, m))
 
     def hvps(self, x: np.ndarray, w: np.ndarray, seeds: np.ndarray) -> np.ndarray:
         m = np.shape(w)[0] if self._m is None else self._m
-        w = self._host(w, m, "w")
-        return self._call("hvps", self._x(x), w, self._seeds(seeds, self.n, "seeds"))
+        return self._call("hvps", self._host(x), self._host(w, m, "w"), self._seeds(seeds, self.n))
 
 
 def sparse_products(

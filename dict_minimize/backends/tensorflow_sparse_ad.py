@@ -1,11 +1,13 @@
 """TensorFlow's compressed products for sparse derivatives (``jac_sparsity``/``hess_sparsity``).
 
-Forward products ``J @ S`` use ``tf.autodiff.ForwardAccumulator``, one seed per column of ``S``
-batched with ``tf.vectorized_map`` (a loop of accumulators where an operation has no
-vectorization rule); reverse products ``J.T @ W`` and Hessian products ``H(w · c) @ S`` are
-Jacobians of ``W.T @ c`` and of ``S.T @ grad(w · c)`` taken by ``GradientTape.jacobian``
-(vectorized). With ``jit=True`` each is one ``tf.function``, as for the other TensorFlow
-derivatives (:mod:`dict_minimize.backends.tensorflow_ad`).
+Forward products ``J @ S`` use ``tf.autodiff.ForwardAccumulator``; reverse products ``J.T @ W``
+and Hessian products ``H(w · c) @ S`` use tapes. With ``jit=True`` each is one ``tf.function``
+(as for the other TensorFlow derivatives, :mod:`dict_minimize.backends.tensorflow_ad`) that
+batches the seeds: ``tf.vectorized_map`` of the accumulator (a loop where an operation has no
+vectorization rule), and ``GradientTape.jacobian`` of ``W.T @ c`` and of ``S.T @ grad(w · c)``.
+Eagerly (the default unless ``fun`` is a ``tf.function``) the seeds go through a loop of
+products on one recorded tape (one accumulator per seed for ``J @ S``): batching would trace the
+function at every call.
 """
 
 from __future__ import annotations
@@ -34,17 +36,25 @@ def _value_body(core: _Core, xflat: Any, args: tuple) -> Any:
     return _flat64(core.run(xflat, args, _vector))
 
 
-def _jvps_body(core: _Core, xflat: Any, seeds: Any, args: tuple) -> Any:
-    def one(s: Any) -> Any:
-        with tf.autodiff.ForwardAccumulator(xflat, s) as acc:
-            y = _flat64(core.run(xflat, args, _vector))
-        return acc.jvp(y, unconnected_gradients=_ZERO)
+def _jvp(core: _Core, xflat: Any, s: Any, args: tuple) -> Any:
+    with tf.autodiff.ForwardAccumulator(xflat, s) as acc:
+        y = _flat64(core.run(xflat, args, _vector))
+    return acc.jvp(y, unconnected_gradients=_ZERO)
 
+
+def _jvps_body(core: _Core, xflat: Any, seeds: Any, args: tuple) -> Any:
+    """Compiled: the seeds through ``tf.vectorized_map`` (a loop where it cannot)."""
     try:
-        return tf.transpose(tf.vectorized_map(one, tf.transpose(seeds)))
+        return tf.transpose(
+            tf.vectorized_map(lambda s: _jvp(core, xflat, s, args), tf.transpose(seeds))
+        )
     except (ValueError, NotImplementedError, tf.errors.InvalidArgumentError):
-        cols = [one(seeds[:, k]) for k in range(int(seeds.shape[1]))]
-        return tf.stack(cols, axis=1)
+        return _jvps_loop(core, xflat, seeds, args)
+
+
+def _jvps_loop(core: _Core, xflat: Any, seeds: Any, args: tuple) -> Any:
+    cols = [_jvp(core, xflat, seeds[:, k], args) for k in range(int(seeds.shape[1]))]
+    return tf.stack(cols, axis=1)
 
 
 def _vjps_body(core: _Core, xflat: Any, seeds: Any, args: tuple) -> Any:
@@ -53,6 +63,17 @@ def _vjps_body(core: _Core, xflat: Any, seeds: Any, args: tuple) -> Any:
         y = _flat64(core.run(xflat, args, _vector))
         target = tf.linalg.matvec(seeds, y, transpose_a=True)
     return tf.transpose(tape.jacobian(target, xflat, unconnected_gradients=_ZERO))
+
+
+def _vjps_loop(core: _Core, xflat: Any, seeds: Any, args: tuple) -> Any:
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(xflat)
+        y = _flat64(core.run(xflat, args, _vector))
+    cols = [
+        tape.gradient(y, xflat, output_gradients=seeds[:, k], unconnected_gradients=_ZERO)
+        for k in range(int(seeds.shape[1]))
+    ]
+    return tf.stack(cols, axis=1)
 
 
 def _hvps_body(core: _Core, xflat: Any, w: Any, seeds: Any, args: tuple) -> Any:
@@ -67,6 +88,20 @@ def _hvps_body(core: _Core, xflat: Any, w: Any, seeds: Any, args: tuple) -> Any:
     return tf.transpose(outer.jacobian(target, xflat, unconnected_gradients=_ZERO))
 
 
+def _hvps_loop(core: _Core, xflat: Any, w: Any, seeds: Any, args: tuple) -> Any:
+    with tf.GradientTape(persistent=True) as outer:
+        outer.watch(xflat)
+        with tf.GradientTape() as inner:
+            inner.watch(xflat)
+            y = tf.reduce_sum(_flat64(core.run(xflat, args, _vector)) * w)
+        grad = tf.convert_to_tensor(inner.gradient(y, xflat, unconnected_gradients=_ZERO))
+    cols = [
+        outer.gradient(grad, xflat, output_gradients=seeds[:, k], unconnected_gradients=_ZERO)
+        for k in range(int(seeds.shape[1]))
+    ]
+    return tf.stack(cols, axis=1)
+
+
 class TensorFlowSparseProducts(_Base):
     """:class:`~dict_minimize._structure.types.SparseProducts` for TensorFlow."""
 
@@ -74,11 +109,14 @@ class TensorFlowSparseProducts(_Base):
 
     def __init__(self, layout: Layout, codec: Codec, fun: Callable, args: tuple, *, jit: Any):
         super().__init__(layout, codec, fun, args, jit)
+        # eagerly, vectorized_map and tape.jacobian would trace the function at every call:
+        # a loop of products on the recorded tapes instead
+        jit = self.jit
         self._fns = {
             "value": self._function(_value_body),
-            "jvps": self._function(_jvps_body),
-            "vjps": self._function(_vjps_body),
-            "hvps": self._function(_hvps_body),
+            "jvps": self._function(_jvps_body if jit else _jvps_loop),
+            "vjps": self._function(_vjps_body if jit else _vjps_loop),
+            "hvps": self._function(_hvps_body if jit else _hvps_loop),
         }
 
     def _const(self, a: np.ndarray) -> Any:

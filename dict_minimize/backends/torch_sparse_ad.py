@@ -9,6 +9,7 @@ cast to their dtypes and moved to their devices. ``jit`` is accepted and ignored
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -19,6 +20,24 @@ from dict_minimize._structure.layout import Layout
 from dict_minimize._structure.types import Codec
 from dict_minimize.backends._ad import as_vector
 from dict_minimize.backends.torch_ad import _CPU, _WHERE, _Base, _check_vector
+
+_FORWARD_READY: list[bool] = []
+
+
+def _forward_ad_ready() -> None:
+    """PyTorch loads its forward-mode decompositions at the first forward product, and (2.13)
+    warns there that ``torch.jit.script``, which it uses, is deprecated: PyTorch's own notice,
+    not the user's to see. Loaded once, with that warning silenced."""
+    if _FORWARD_READY:
+        return
+    load = getattr(torch.autograd.forward_ad, "_maybe_load_decompositions", None)
+    if load is not None:
+        with warnings.catch_warnings():
+            warnings.filterwarnings(
+                "ignore", message=r".*torch\.jit\.script.*deprecated", category=DeprecationWarning
+            )
+            load()
+    _FORWARD_READY.append(True)
 
 
 class TorchSparseProducts(_Base):
@@ -64,6 +83,7 @@ class TorchSparseProducts(_Base):
         return out.to(device=_CPU, dtype=torch.float64).numpy()
 
     def jvps(self, x: np.ndarray, seeds: np.ndarray) -> np.ndarray:
+        _forward_ad_ready()
         z = self._tensor(as_vector(x, self.n, "x"))
 
         def one(s: torch.Tensor) -> torch.Tensor:
@@ -73,7 +93,7 @@ class TorchSparseProducts(_Base):
 
     def vjps(self, x: np.ndarray, seeds: np.ndarray) -> np.ndarray:
         z = self._tensor(as_vector(x, self.n, "x"))
-        out, pull = torch.func.vjp(self._f, z)
+        out, pull = torch.func.vjp(self._f, z)[:2]
 
         def one(w: torch.Tensor) -> torch.Tensor:
             return pull(w.to(out.dtype))[0]
@@ -81,6 +101,7 @@ class TorchSparseProducts(_Base):
         return self._batched(one, seeds)
 
     def hvps(self, x: np.ndarray, w: np.ndarray, seeds: np.ndarray) -> np.ndarray:
+        _forward_ad_ready()
         z = self._tensor(as_vector(x, self.n, "x"))
         wt = self._tensor(w)
 
