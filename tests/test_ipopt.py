@@ -281,3 +281,26 @@ def test_hessp_is_ignored_with_scipys_warning() -> None:
     fun, x0 = _small()
     with pytest.warns(RuntimeWarning, match="does not use Hessian-vector product"):
         minimize(fun, x0, method="ipopt", hessp=lambda x, p: p)
+
+
+def test_benchmark_machinery_and_figure_on_tiny_sizes(tmp_path: Any) -> None:
+    """benchmarks/constrained.py's run, table and JSON, and the docs' figure drawn from it."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    from benchmarks import constrained as B
+
+    rows = [B.run_one("floor", "chain", 60), B.run_one("trust-constr-dense-jax", "cart", 30)]
+    assert all(r["success"] for r in rows)
+    assert rows[0]["nit"] > 0 and rows[0]["peak_mib"] > 0
+    text = B.table({"rows": [*rows, {"contender": "x", "problem": "p", "n": 1, "timeout": 9}]})
+    assert "| chain | 59 | floor |" in text and "> 9" in text
+    out = tmp_path / "constrained.json"
+    out.write_text(json.dumps({"machine": {}, "rows": rows}))
+    hook = Path(__file__).resolve().parents[1] / "docs" / "_hooks" / "constrained_figures.py"
+    spec = importlib.util.spec_from_file_location("constrained_figures", hook)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.time_vs_n(out)[:4] == b"\x89PNG"
