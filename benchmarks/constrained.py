@@ -48,8 +48,8 @@ LIMIT = {
     "slsqp-dense-jax": 1_000,
 }
 SIZES = {"full": (1_000, 10_000, 100_000), "quick": (1_000, 10_000), "tiny": (60,)}
-#: problem -> the sizes it runs at (electrons: a dense Hessian, all pairs)
-PROBLEM_MAX = {"chain": 10**9, "cart": 10**9, "electrons": 1_000}
+#: problems run at their own sizes (electrons: a dense Hessian, all pairs; 100 electrons)
+OWN_SIZES = {"electrons": {"full": (300,), "quick": (300,), "tiny": (60,)}}
 
 
 def solve_ours(prob: C.Problem, framework: str, method: str, sparse: bool) -> Any:
@@ -132,12 +132,10 @@ def _spawn(contender: str, problem: str, n: int, timeout: float) -> dict[str, An
 def run(scale: str, repeats: int, timeout: float, problems: list[str]) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     for problem in problems:
-        for n in SIZES[scale]:
-            if n > PROBLEM_MAX[problem]:
-                continue
+        for n in OWN_SIZES.get(problem, SIZES)[scale]:
             names = [c for c in CONTENDERS if n <= LIMIT.get(c, 10**9)]
-            if problem == "electrons":
-                names = [c for c in names if not CONTENDERS[c][2] or c in ("floor", "ipopt-jax")]
+            if problem == "electrons":  # (no Hessian pattern: trust-constr sparse as dense)
+                names = [c for c in names if c != "trust-constr-sparse-jax"]
             runs: dict[str, list[dict[str, Any]]] = {c: [] for c in names}
             for _ in range(repeats if n < 100_000 else max(1, repeats - 1)):  # interleaved
                 for c in names:
@@ -148,24 +146,44 @@ def run(scale: str, repeats: int, timeout: float, problems: list[str]) -> dict[s
                         runs[c].append(got)
                         print(json.dumps(got), flush=True)
             for got in runs.values():
-                ok = [g for g in got if "timeout" not in g]
-                if not ok:
-                    if got:
-                        rows.append(got[0])
-                    continue
-                row = dict(ok[0])
-                row["seconds"] = statistics.median(g["seconds"] for g in ok)
-                row["peak_mib"] = statistics.median(g["peak_mib"] for g in ok)
-                row["repeats"] = len(ok)
-                rows.append(row)
+                rows.extend(aggregate(got))
+    return {"machine": _machine(), "rows": rows}
+
+
+def aggregate(got: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The repeats of one contender on one problem and size as one row: medians (a run that
+    timed out stands for them all when none finished)."""
+    ok = [g for g in got if "timeout" not in g]
+    if not ok:
+        return got[:1]
+    row = dict(ok[0])
+    row["seconds"] = statistics.median(g["seconds"] for g in ok)
+    row["peak_mib"] = statistics.median(g["peak_mib"] for g in ok)
+    row["repeats"] = len(ok)
+    return [row]
+
+
+def from_logs(paths: list[str]) -> dict[str, Any]:
+    """Rows rebuilt from the JSON lines runs printed (a run stopped early, runs in parts)."""
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for path in paths:
+        for line in Path(path).read_text().splitlines():
+            if line.startswith("{"):
+                r = json.loads(line)
+                groups.setdefault((r["problem"], r["n"], r["contender"]), []).append(r)
+    rows = [row for got in groups.values() for row in aggregate(got)]
+    for r in rows:  # a timed-out run carries the requested n: the problem's own
+        if "timeout" in r:
+            r["n"] = C.PROBLEMS[r["problem"]](C.size_for(r["problem"], r["n"])).n
+    return {"machine": _machine(), "rows": rows}
+
+
+def _machine() -> dict[str, Any]:
     return {
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "load": os.getloadavg(),
-            "date": time.strftime("%Y-%m-%d %H:%M"),
-        },
-        "rows": rows,
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "load": os.getloadavg(),
+        "date": time.strftime("%Y-%m-%d %H:%M"),
     }
 
 
@@ -199,13 +217,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--problems", default="chain,cart,electrons")
     parser.add_argument("--output", default=str(OUT), help="'-': print only")
     parser.add_argument("--one", nargs=3, metavar=("CONTENDER", "PROBLEM", "N"))
+    parser.add_argument("--from-logs", nargs="+", help="rebuild the results from printed lines")
     args = parser.parse_args(argv)
     if args.one:
         contender, problem, n = args.one
         print(json.dumps(run_one(contender, problem, int(n))))
         return
     scale = "tiny" if args.tiny else "quick" if args.quick else "full"
-    data = run(scale, args.repeats, args.timeout, args.problems.split(","))
+    if args.from_logs:
+        data = from_logs(args.from_logs)
+    else:
+        data = run(scale, args.repeats, args.timeout, args.problems.split(","))
     print(table(data))
     if args.output != "-":
         Path(args.output).write_text(json.dumps(data, indent=1) + "\n")

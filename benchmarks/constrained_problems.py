@@ -43,6 +43,7 @@ THOMSON = {
     6: 9.985281374,
     12: 49.165253058,
     32: 412.261274651,
+    100: 4448.350634331,
 }
 
 
@@ -435,9 +436,13 @@ def electrons(N: int, seed: int = 0) -> Problem:
 
         return on_sphere
 
+    floor = _ElectronFloor(N)
+    pattern = scipy.sparse.csr_array(
+        (np.ones(3 * N, bool), (floor.jrows, floor.jcols)), shape=(N, 3 * N)
+    )
     return Problem(
-        "electrons", x0, objective, constraint, 0.0, 0.0, None, _ElectronFloor(N),
-        THOMSON.get(N, math.nan), info={"N": N, "m": N},
+        "electrons", x0, objective, constraint, 0.0, 0.0, None, floor, THOMSON.get(N, math.nan),
+        jac_sparsity=pattern, info={"N": N, "m": N},
     )  # fmt: skip
 
 
