@@ -28,7 +28,7 @@ def time_vs_n(results: Path = RESULTS) -> bytes:
 
     data: dict[str, Any] = json.loads(results.read_text())
     problems = list(dict.fromkeys(r["problem"] for r in data["rows"]))
-    fig = Figure(figsize=(4.2 * len(problems), 3.8), dpi=100, layout="constrained")
+    fig = Figure(figsize=(4.2 * len(problems), 4.4), dpi=100, layout="constrained")
     axes = fig.subplots(1, len(problems), squeeze=False)[0]
     for ax, problem in zip(axes, problems, strict=True):
         for contender, (label, color, marker) in STYLE.items():
@@ -50,7 +50,11 @@ def time_vs_n(results: Path = RESULTS) -> bytes:
         ax.set_xlabel("n (variables)")
         ax.grid(True, which="both", alpha=0.3)
     axes[0].set_ylabel("seconds (median)")
-    axes[-1].legend(fontsize=8)
+    seen: dict[str, Any] = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            seen.setdefault(label, handle)
+    fig.legend(list(seen.values()), list(seen), loc="outside lower center", ncols=3, fontsize=8)
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     return buf.getvalue()
