@@ -201,6 +201,9 @@ def test_callback_trace_and_stop() -> None:
     plain: list[Any] = []
     full = minimize(fun, x0, method="ipopt", callback=lambda x: plain.append(x))
     assert full.success and len(plain) == full.nit
+    pytest.importorskip("tqdm")
+    bar = minimize(fun, x0, method="ipopt", progress={"disable": True})
+    assert bar.success and bar.nit == full.nit
 
 
 def test_time_limit_stops_between_iterations() -> None:
