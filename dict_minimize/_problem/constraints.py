@@ -356,6 +356,10 @@ class _Builder:
             value, sjac, shess = self._sparse(cfun, con.get("jac"), args, spec, where)
             ub = 0.0 if kind == "eq" else np.inf
             return self._sparse_constraint(value, 0.0, ub, sjac, shess, None, False, where)
+        if self.meth == "ipopt":  # Ipopt takes the constraint's Hessian term too
+            upper = 0.0 if kind == "eq" else np.inf
+            nonlinear = NonlinearConstraint(cfun, 0.0, upper, jac=con.get("jac"), args=args)
+            return self.from_nonlinear(nonlinear, where)
         value, jac, _ = self._derivatives(cfun, con.get("jac"), args, where)
         if isinstance(jac, str) and jac != "2-point":
             # SciPy's dict form only knows 2-point differences: say the same thing its way

@@ -15,7 +15,7 @@ import numpy as np
 import scipy.optimize
 
 from dict_minimize._errors import type_name, unknown_keyword
-from dict_minimize._problem.constraints import make_constraints
+from dict_minimize._problem.constraints import _as_list, make_constraints
 from dict_minimize._problem.history import check_log_arg, open_log
 from dict_minimize._problem.methods import NLOPT_PREFIX
 from dict_minimize._problem.prepare import check_common, prepare
@@ -30,6 +30,7 @@ from dict_minimize._problem.result import (  # noqa: F401 (OptimizeResult, Preci
 from dict_minimize._problem.scipy_bounds import make_scipy_bounds
 from dict_minimize._problem.sparsity import constraint_report, objective_hessian
 from dict_minimize._problem.trace import Monitor, bar_total, check_time_limit, check_trace_arg
+from dict_minimize._solvers.ipopt import check_ipopt_args, default_hess, finish_ipopt, ipopt_solver
 from dict_minimize._solvers.minimize_steps import (
     _SCIPY_STOPS,
     BOUNDED,
@@ -108,10 +109,13 @@ def minimize(
         args: extra positional arguments for ``fun``, ``jac``, ``hess`` and ``hessp``.
         method: any method name of ``scipy.optimize.minimize`` (case-insensitive),
             ``'nlopt:<algorithm>'`` for NLopt's (``'nlopt:bobyqa'``, ``'nlopt:LD_MMA'``; the
-            ``[nlopt]`` extra), or a custom callable; by default SLSQP with constraints,
-            L-BFGS-B with bounds, BFGS otherwise. :func:`dict_minimize.methods` lists them
-            with what each can do (see [Methods](guide/methods.md)); a misspelt name is a
-            ValueError that suggests the closest.
+            ``[nlopt]`` extra), ``'ipopt'`` (Ipopt through cyipopt, extra ``[ipopt]``: exact
+            sparse derivatives by autodiff, ``res.multipliers``, ``res.z_L``/``res.z_U``; see
+            [Large constrained problems and Ipopt](guide/ipopt.md)), or a custom callable; by
+            default SLSQP with constraints, L-BFGS-B with bounds, BFGS otherwise.
+            :func:`dict_minimize.methods` lists them with what each can do (see
+            [Methods](guide/methods.md)); a misspelt name is a ValueError that suggests the
+            closest.
         jac: ``True``: ``fun`` returns the gradient too; ``'autodiff'``: ``fun`` returns only
             the value and the framework computes value and gradient in one pass (PyTorch
             autograd, ``jax.value_and_grad`` compiled with ``jax.jit``, TensorFlow
@@ -389,6 +393,11 @@ def solve(
     )
     if hess_sparsity is not None:  # the sparse Hessian replaces products and dense Hessians
         hess, hessp = "autodiff", None
+    if name == "ipopt":  # Ipopt takes the exact Hessian of the Lagrangian, or approximates it
+        check_ipopt_args(hessp)
+        hessp = None
+        sparse = hess_sparsity is not None
+        hess = default_hess(mode, hess, options, layout.n, be.scalar_ad is not None, sparse)
     uses_gradient = name not in GRADIENT_FREE
     watch = (
         record
@@ -475,6 +484,19 @@ def solve(
         from dict_minimize._solvers.nlopt import minimize_nlopt
 
         solver = minimize_nlopt
+    elif name == "ipopt":  # Ipopt in place of SciPy, on the same prepared problem
+        solver = ipopt_solver(
+            run=run,
+            originals=_as_list(constraints) if has_constraints else [],
+            flat_constraints=flat_constraints,
+            bounds=bounds,
+            hess_flat=hess_flat,
+            fun_flat=fun_flat,
+            jac_flat=jac_flat,
+            scipy_callback=scipy_callback,
+            options=options,
+            tol=tol,
+        )
     res, stopped = _call_scipy(
         run,
         monitor,
@@ -513,4 +535,4 @@ def solve(
             "hess": None if run.sparse_hess is None else run.sparse_hess.info(),
             "constraints": cons,
         }
-    return out
+    return finish_ipopt(out, run) if name == "ipopt" else out

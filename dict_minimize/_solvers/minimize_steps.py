@@ -234,7 +234,7 @@ def _check_hessians(
 
 
 #: methods that take ``hess_sparsity``'s sparse Hessian
-SPARSE_HESS = frozenset({"newton-cg", "trust-constr", "_custom"})
+SPARSE_HESS = frozenset({"newton-cg", "trust-constr", "ipopt", "_custom"})
 
 
 def _sparse_hess_args(name: str, mode: Mode, hess: Any, hessp: Any) -> tuple[Any, Any]:
@@ -251,7 +251,7 @@ def _sparse_hess_args(name: str, mode: Mode, hess: Any, hessp: Any) -> tuple[Any
         )
     if name not in SPARSE_HESS:
         raise ValueError(
-            "hess_sparsity needs a method that takes a sparse Hessian ('trust-constr' or "
+            "hess_sparsity needs a method that takes a sparse Hessian ('trust-constr', 'ipopt' or "
             f"'Newton-CG'); got method {name!r} (trust-ncg and trust-krylov use exact "
             "Hessian-vector products by autodiff: leave hess_sparsity out)"
         )
