@@ -7,18 +7,12 @@ Nothing here imports a framework: every framework-specific step goes through the
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import numpy as np
-import scipy.optimize
-
-from dict_minimize._errors import type_name, unknown_keyword
-from dict_minimize._problem.constraints import _as_list, make_constraints
-from dict_minimize._problem.history import check_log_arg, open_log
-from dict_minimize._problem.methods import NLOPT_PREFIX
-from dict_minimize._problem.prepare import check_common, prepare
+from dict_minimize._errors import unknown_keyword
+from dict_minimize._problem.constraints import make_constraints
+from dict_minimize._problem.history import open_log
 from dict_minimize._problem.prepare import prepare_x0 as _prepare_x0  # noqa: F401 (re-exported)
 from dict_minimize._problem.reparam import has_reparametrisations, solve_reparametrised
 from dict_minimize._problem.result import (  # noqa: F401 (OptimizeResult, PrecisionWarning, _note re-exported)
@@ -27,28 +21,29 @@ from dict_minimize._problem.result import (  # noqa: F401 (OptimizeResult, Preci
     _first_row,
     _note,
 )
-from dict_minimize._problem.scipy_bounds import make_scipy_bounds
-from dict_minimize._problem.sparsity import constraint_report, objective_hessian
-from dict_minimize._problem.trace import Monitor, bar_total, check_time_limit, check_trace_arg
-from dict_minimize._solvers.ipopt import check_ipopt_args, default_hess, finish_ipopt, ipopt_solver
+from dict_minimize._problem.sparsity import objective_hessian
+from dict_minimize._problem.trace import Monitor, bar_total
+from dict_minimize._solvers.ipopt import finish_ipopt
+from dict_minimize._solvers.minimize_setup import (
+    add_sparsity,
+    check_arguments,
+    choose_bounds_and_method,
+    choose_derivatives,
+    pick_solver,
+)
 from dict_minimize._solvers.minimize_steps import (
     _SCIPY_STOPS,
-    BOUNDED,
     GRADIENT_FREE,
     _call_scipy,
-    _check_hessians,
     _finish,
     _flat_functions,
-    _jac_mode,
     _make_objective,
     _no_calls,
-    _normalize_method,
-    _sparse_hess_args,
     _timed_first,
     _wants_result,
     _wrap_callback,
 )
-from dict_minimize._threads import check_threads, solve_threads
+from dict_minimize._threads import solve_threads
 
 
 def minimize(
@@ -338,71 +333,49 @@ def solve(
     """
     if has_reparametrisations(constraints):  # solved over the free parameters, then mapped back
         return solve_reparametrised(solve, dict(locals()))
-    args = check_common(fun, x0, args, backend, jit, compat=compat)
-    threads = check_threads(threads, blas_threads)
-    if callback is not None and not callable(callback):
-        raise TypeError(f"callback must be callable; got a {type_name(callback)}")
-    if options is not None and not isinstance(options, Mapping):
-        raise TypeError(f"options must be a dict; got a {type_name(options)}")
-    if nonfinite not in ("inf", "raise", "pass"):
-        raise ValueError(f"nonfinite must be 'inf', 'raise' or 'pass'; got {nonfinite!r}")
-    if error_handling not in ("raise", "continue"):
-        raise ValueError(f"error_handling must be 'raise' or 'continue'; got {error_handling!r}")
-    if not isinstance(maximize, (bool, np.bool_)):
-        raise TypeError(f"maximize must be True or False; got a {type_name(maximize)}")
-    record, keep_x = check_trace_arg(trace)
-    limit = check_time_limit(time_limit)
-    log_path = check_log_arg(log)
-
-    be, layout, codec, _, x0_flat, bounds = prepare(x0, backend, lb_dict, ub_dict, compat=compat)
-    if scipy_bounds is not None:
-        if lb_dict is not None or ub_dict is not None:
-            raise TypeError(
-                "pass bounds=... or lb_dict/ub_dict, not both (bounds takes SciPy's forms: a "
-                "Bounds, (lb, ub) pairs, or a dict of (lb, ub) pairs per key)"
-            )
-        bounds = make_scipy_bounds(scipy_bounds, layout, be)
-    has_constraints = constraints is not None and not (
-        isinstance(constraints, (list, tuple)) and len(constraints) == 0
+    ok = check_arguments(
+        fun,
+        x0,
+        args=args,
+        backend=backend,
+        jit=jit,
+        compat=compat,
+        threads=threads,
+        blas_threads=blas_threads,
+        callback=callback,
+        options=options,
+        nonfinite=nonfinite,
+        error_handling=error_handling,
+        maximize=maximize,
+        trace=trace,
+        time_limit=time_limit,
+        log=log,
     )
-    meth = _normalize_method(method, bounds is not None, has_constraints)
-    name = meth if isinstance(meth, str) else "_custom"
-
-    if bounds is not None and name != "_custom" and name not in BOUNDED and compat:
-        warnings.warn(
-            f"method {method!r} cannot handle bounds: lb_dict/ub_dict are ignored, as the "
-            "original dict_minimize (and SciPy) did. To respect them use one of "
-            f"{', '.join(sorted(BOUNDED))}; or drop lb_dict/ub_dict",
-            scipy.optimize.OptimizeWarning,
-            stacklevel=3,
-        )
-        bounds = None
-    # bounds, constraints, hess or hessp a method does not use: SciPy warns (RuntimeWarning,
-    # naming the method) and goes on without them, and so does this driver
-    mode = _jac_mode(jac)
-    if mode == "autodiff" and be.scalar_ad is None:
-        raise ValueError(
-            f"jac='autodiff' needs a framework with automatic differentiation, and x0 holds "
-            f"{be.name} arrays: return (value, grad_dict) from fun with jac=True, pass "
-            "jac=<callable returning the gradient dict>, or jac='2-point' for finite differences"
-        )
-    if hess_sparsity is not None:
-        hess, hessp = _sparse_hess_args(name, mode, hess, hessp)
-    hess, hessp = _check_hessians(
-        name, mode, hess, hessp, layout.n, method, be.scalar_ad is not None
+    chosen = choose_bounds_and_method(
+        x0,
+        backend=backend,
+        lb_dict=lb_dict,
+        ub_dict=ub_dict,
+        scipy_bounds=scipy_bounds,
+        constraints=constraints,
+        method=method,
+        compat=compat,
     )
-    if hess_sparsity is not None:  # the sparse Hessian replaces products and dense Hessians
-        hess, hessp = "autodiff", None
-    if name == "ipopt":  # Ipopt takes the exact Hessian of the Lagrangian, or approximates it
-        check_ipopt_args(hessp)
-        hessp = None
-        sparse = hess_sparsity is not None
-        hess = default_hess(mode, hess, options, layout.n, be.scalar_ad is not None, sparse)
-    uses_gradient = name not in GRADIENT_FREE
+    be, layout, codec, x0_flat = chosen.be, chosen.layout, chosen.codec, chosen.x0_flat
+    bounds, meth, name = chosen.bounds, chosen.meth, chosen.name
+    mode, hess, hessp = choose_derivatives(
+        chosen,
+        method=method,
+        jac=jac,
+        hess=hess,
+        hessp=hessp,
+        options=options,
+        hess_sparsity=hess_sparsity,
+    )
     watch = (
-        record
-        or log_path is not None
-        or limit is not None
+        ok.record
+        or ok.log_path is not None
+        or ok.limit is not None
         or not (progress is None or progress is False)
     )
     # remember the last points only when a callback may need their values without re-evaluating
@@ -411,7 +384,7 @@ def solve(
     )
     run = _make_objective(
         fun,
-        args,
+        ok.args,
         layout,
         codec,
         be,
@@ -427,35 +400,32 @@ def solve(
         error_handling,
         bool(maximize),
     )
-
     if hess_sparsity is not None:
-        run.sparse_hess = objective_hessian(hess_sparsity, layout, codec, be, fun, args, jit)
+        run.sparse_hess = objective_hessian(hess_sparsity, layout, codec, be, fun, ok.args, jit)
         if check_sparsity:
             run.sparse_hess.check(x0_flat)
     fun_flat, jac_flat, hess_flat, hessp_flat = _flat_functions(
-        run, mode, jac, hess, hessp, method, uses_gradient
+        run, mode, jac, hess, hessp, method, name not in GRADIENT_FREE
     )
-
     flat_constraints, constraint_calls = (
         make_constraints(
             constraints, layout, codec, be, name, jit, check_at=x0_flat if check_sparsity else None
         )
-        if has_constraints
+        if chosen.has_constraints
         else ([], _no_calls)
     )
-
     monitor = None
     if watch:
         monitor = Monitor(
-            trace=record,
-            keep_x=keep_x,
+            trace=ok.record,
+            keep_x=ok.keep_x,
             progress=progress,
-            time_limit=limit,
+            time_limit=ok.limit,
             method=str(meth),
             total=bar_total(options),
         )
-        if log_path is not None:
-            monitor.attach_log(open_log(log_path, run, str(meth)))
+        if ok.log_path is not None:
+            monitor.attach_log(open_log(ok.log_path, run, str(meth)))
         run.on_first = _first_row(monitor, run)
         run.on_first_grad = monitor.first_grad
     scipy_callback = (
@@ -476,27 +446,23 @@ def solve(
         kwargs["hessp"] = hessp_flat
     if flat_constraints:
         kwargs["constraints"] = flat_constraints
-    caps = solve_threads(threads, layout.n, be)
+    caps = solve_threads(ok.threads, layout.n, be)
     if getattr(caps, "lift", False):
         run.on_first = _timed_first(run.on_first, caps)
-    solver: Callable | None = None
-    if name.startswith(NLOPT_PREFIX):  # NLopt's algorithms, on the same flat problem
-        from dict_minimize._solvers.nlopt import minimize_nlopt
-
-        solver = minimize_nlopt
-    elif name == "ipopt":  # Ipopt in place of SciPy, on the same prepared problem
-        solver = ipopt_solver(
-            run=run,
-            originals=_as_list(constraints) if has_constraints else [],
-            flat_constraints=flat_constraints,
-            bounds=bounds,
-            hess_flat=hess_flat,
-            fun_flat=fun_flat,
-            jac_flat=jac_flat,
-            scipy_callback=scipy_callback,
-            options=options,
-            tol=tol,
-        )
+    solver = pick_solver(
+        name,
+        run=run,
+        constraints=constraints,
+        has_constraints=chosen.has_constraints,
+        flat_constraints=flat_constraints,
+        bounds=bounds,
+        hess_flat=hess_flat,
+        fun_flat=fun_flat,
+        jac_flat=jac_flat,
+        scipy_callback=scipy_callback,
+        options=options,
+        tol=tol,
+    )
     res, stopped = _call_scipy(
         run,
         monitor,
@@ -529,10 +495,5 @@ def solve(
         report,
         constraint_calls if flat_constraints else None,
     )
-    cons = constraint_report(flat_constraints)
-    if run.sparse_hess is not None or any(c is not None for c in cons):
-        out["sparsity"] = {
-            "hess": None if run.sparse_hess is None else run.sparse_hess.info(),
-            "constraints": cons,
-        }
+    add_sparsity(out, run, flat_constraints)
     return finish_ipopt(out, run) if name == "ipopt" else out
