@@ -691,3 +691,27 @@ def test_fast_path_follows_the_threads_policy(monkeypatch):
                 fun, x0, batch_args=(target,), jac=True, vectorized=True, threads=threads
             )
             assert res.path == "fast" and set(seen) == {2 if threads is None else 1}
+
+
+@pytest.mark.parametrize("name", [n for n in ("torch", "jax") if n in INSTALLED])
+def test_fast_path_result_leaves_as_per_problem_conversion(monkeypatch, name):
+    """The results' x and jac leaves, converted for the whole batch at once, are those each
+    problem's own conversion makes (type, dtype, shape, values), float32 leaves included;
+    PyTorch leaves own their memory."""
+    fw = get_framework(name)
+    with fw.x64():
+        x0n, tn = _problems(4, seed=2)
+        x0 = {"w": fw.tensor(x0n["w"]), "b": fw.tensor(x0n["b"].astype(np.float32))}
+        fun = _fw_fun(name)
+        bulk = dm.minimize_batched(fun, x0, batch_args=(fw.tensor(tn),))
+        monkeypatch.setattr(batched_fast, "_give_leaves", lambda *a: None)
+        each = dm.minimize_batched(fun, x0, batch_args=(fw.tensor(tn),))
+    assert bulk.path == each.path == "fast"
+    for a, b in zip(bulk.results, each.results, strict=True):
+        for field in ("x", "jac"):
+            for k in ("w", "b"):
+                u, v = a[field][k], b[field][k]
+                assert type(u) is type(v) and u.dtype == v.dtype and u.shape == v.shape
+                np.testing.assert_array_equal(fw.to_numpy(u), fw.to_numpy(v))
+                if name == "torch":
+                    assert u.untyped_storage().nbytes() == u.numel() * u.element_size()
