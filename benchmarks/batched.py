@@ -341,7 +341,6 @@ def have_botorch() -> bool:
     return True
 
 
-
 def _fun(r: Any) -> float:
     return float(r["fun"])
 
@@ -369,6 +368,15 @@ def measure(
     small = build(prob.name, 2, points) if prob.x0.shape[0] > 2 else prob
     for name in names:  # imports, compilations, the pool's first tasks
         run[name](small)
+    first: dict[str, float] = {}
+    if isinstance(prob.evaluate, JaxBatched):
+        # JAX compiles once per size class (and eagerly per shape): every class up to B before
+        # the timings, as ``build`` does for the batched function the others call
+        for name in ("ours batched", "ours vectorized"):
+            if name in names:
+                start = time.perf_counter()
+                run[name](prob)
+                first[name] = time.perf_counter() - start
     times: dict[str, list[float]] = {k: [] for k in names}
     bridge: dict[str, list[float]] = {k: [] for k in names}
     results: dict[str, list[Any]] = {}
@@ -385,6 +393,7 @@ def measure(
     out["rounds"] = rounds
     if isinstance(prob.evaluate, JaxBatched):
         out["jax_compile_seconds"] = prob.evaluate.compile_seconds
+        out["first_call_seconds"] = first  # ours' first run at this B, compilations included
     out["bridge_s_per_problem_iteration"] = {
         k: statistics.median(v) for k, v in bridge.items() if v
     }
@@ -394,69 +403,6 @@ def measure(
             k: agreement(v, results["sequential"]) for k, v in results.items() if k != "sequential"
         }
     return out
-
-
-def hartmann_numpy(idx: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Hartmann-6 and its gradient on the rows of ``x`` (k, 6), by hand in NumPy."""
-    d = x[:, None, :] - H_P
-    e = np.exp(-(H_A * d * d).sum(-1)) * H_ALPHA
-    return -e.sum(-1), (2 * H_A * d * e[:, :, None]).sum(1)
-
-
-def bridge_cpu(b: int = 1_000, rounds: int = 3, singles: int = 200) -> dict[str, float]:
-    """The bridge's CPU time per problem-iteration (process time, so the machine's load counts
-    less than in wall time) on the NumPy Hartmann-6 multistart: the lean driver, BoTorch's
-    driver, and SciPy's own wrapper (``scipy.optimize.minimize`` on ``singles`` problems)."""
-    import scipy.optimize
-
-    spent = [0.0]
-
-    def timed(idx: Any, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        start = time.process_time()
-        out = hartmann_numpy(idx, x)
-        spent[0] += time.process_time() - start
-        return out
-
-    x0 = np.random.default_rng(1).uniform(0.0, 1.0, (b, 6))
-    lo, hi = np.zeros((b, 6)), np.ones((b, 6))
-
-    def lean_run() -> list[Any]:
-        return lbfgsb_batched(timed, x0, lo, hi, {})
-
-    def botorch_run() -> list[Any]:
-        from botorch.optim.batched_lbfgs_b import fmin_l_bfgs_b_batched
-
-        bounds = [(0.0, 1.0)] * 6
-        return fmin_l_bfgs_b_batched(
-            lambda x, batch_indices: timed(None, x), x0, bounds=bounds, pass_batch_indices=True
-        )[2]
-
-    def scipy_run() -> list[Any]:
-        box = scipy.optimize.Bounds(np.zeros(6), np.ones(6))
-
-        def one(x: np.ndarray) -> tuple[Any, np.ndarray]:
-            f, g = timed(None, x[None])
-            return f[0], g[0]
-
-        return [
-            scipy.optimize.minimize(one, x, jac=True, method="L-BFGS-B", bounds=box)
-            for x in x0[:singles]
-        ]
-
-    runs = {"lean driver": lean_run, "scipy.optimize.minimize": scipy_run}
-    if have_botorch():
-        runs["botorch"] = botorch_run
-    out: dict[str, list[float]] = {k: [] for k in runs}
-    with limit_blas_threads(1):
-        for _ in range(rounds):
-            for name, fn in runs.items():
-                spent[0] = 0.0
-                start = time.process_time()
-                res = fn()
-                total = time.process_time() - start
-                iterations = sum(int(r["nit"]) for r in res)
-                out[name].append((total - spent[0]) / iterations)
-    return {k: statistics.median(v) for k, v in out.items()}
 
 
 def machine() -> dict[str, Any]:
@@ -508,8 +454,8 @@ def _us(m: dict[str, Any], name: str) -> str:
 
 def table(data: dict[str, Any]) -> str:
     """The Markdown tables: the medians with the speed-ups, and the bridge's cost."""
-    head = ["problem", "B", *LABELS.values(), "batched vs sequential", "vectorized vs BoTorch",
-            "lean vs BoTorch"]
+    head = ["problem", "B", *LABELS.values(), "batched vs sequential", "batched vs BoTorch",
+            "vectorized vs BoTorch", "lean vs BoTorch"]
     lines = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
     costs = [
         "| problem | B | ours vectorized | lean driver | BoTorch batched |",
@@ -521,10 +467,12 @@ def table(data: dict[str, Any]) -> str:
             cell = [f"{s[k]:.3g} s" if k in s else "-" for k in LABELS]
             ratios = [
                 _ratio(s, "sequential", "ours batched"),
+                _ratio(s, "botorch", "ours batched"),
                 _ratio(s, "botorch", "ours vectorized"),
                 _ratio(s, "botorch", "lean driver"),
             ]
-            lines.append("| " + " | ".join([name, f"{int(b):,}", *cell, *ratios]) + " |")
+            mark = " (earlier run)" if m.get("earlier_run") else ""
+            lines.append("| " + " | ".join([name, f"{int(b):,}{mark}", *cell, *ratios]) + " |")
             us = [_us(m, k) for k in ("ours vectorized", "lean driver", "botorch")]
             costs.append("| " + " | ".join([name, f"{int(b):,}", *us]) + " |")
     cpu = data.get("bridge_cpu_s_per_problem_iteration", {})
@@ -533,6 +481,18 @@ def table(data: dict[str, Any]) -> str:
         [*lines, "", "Bridge: µs per problem per iteration, outside the batched function", "",
          *costs, "", f"CPU time per problem-iteration (NumPy Hartmann-6, B = 1,000): {cpu_line}"]
     )
+
+
+def _keep_earlier(data: dict[str, Any], old: dict[str, Any]) -> None:
+    """The entries of an earlier run that this one did not measure, marked ``earlier_run``
+    (with that run's ``uptime``), in the order of the sizes."""
+    when = old.get("machine", {}).get("uptime", "an earlier run")
+    for name, by_b in old.get("problems", {}).items():
+        new = data["problems"].setdefault(name, {})
+        for b, m in by_b.items():
+            if b not in new:
+                new[b] = {**m, "earlier_run": m.get("earlier_run", when)}
+        data["problems"][name] = dict(sorted(new.items(), key=lambda kv: int(kv[0])))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -548,9 +508,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--problems", default="calibration-torch,calibration-jax,hartmann-torch")
     parser.add_argument("--contenders", default=",".join(LABELS))
     parser.add_argument("--output", default=str(RESULTS), help="the JSON file ('-': none)")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the entries of --output this run does not measure, marked "
+                        "earlier_run")
     parser.add_argument("--bridge-only", action="store_true",
                         help="only the bridge's CPU time, added to the JSON in --output")
     opts = parser.parse_args(argv)
+    from benchmarks.batched_bridge import bridge_cpu
+
     if opts.bridge_only:
         cpu = bridge_cpu()
         print({k: f"{v * 1e6:.1f} µs" for k, v in cpu.items()})
@@ -588,6 +553,8 @@ def main(argv: list[str] | None = None) -> int:
         top, rounds=1 if opts.quick else rounds, singles=min(200, top)
     )
     data["machine"]["load_after"] = os.getloadavg()
+    if opts.keep and opts.output != "-" and Path(opts.output).exists():
+        _keep_earlier(data, json.loads(Path(opts.output).read_text()))
     print(table(data))
     if opts.output != "-":
         Path(opts.output).parent.mkdir(parents=True, exist_ok=True)

@@ -4,6 +4,7 @@ shrinks; failures stay with their problem; minimize_many/multistart(batched=True
 from __future__ import annotations
 
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -631,3 +632,86 @@ def test_jax_compiles_once_per_fun_and_signature():
         again = dm.minimize_batched(fun, x0, batch_args=(t * 1.5,), args=(3.0,))  # new data
         assert len(traces) == n and first.success.all() and again.success.all()
         assert not np.allclose(np.asarray(first.x["w"]), np.asarray(again.x["w"]))
+
+
+def _nan_above(x, idx, target):
+    """_np_batched, not finite where b > -0.2 (the runs step there and back off)."""
+    value, grad = _np_batched(x, idx, target)
+    return np.where(x["b"] > -0.2, np.nan, value), grad
+
+
+def _nan_above_single(x, target):
+    value, grad = _np_single(x, target)
+    return (np.nan if x["b"] > -0.2 else value), grad
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_nonfinite_mid_run_goes_on_as_sequential(monkeypatch, fast):
+    """nonfinite='inf': a problem whose run meets non-finite points mid-run leaves the fast
+    path's array counts for its own Objective, and ends exactly as its sequential solve."""
+    if not fast:
+        monkeypatch.setattr(batched_fast, "available", lambda *a: False)
+    x0, target = _problems(6, seed=21)
+    x0["b"][:] = -1.5
+    with pytest.warns(RuntimeWarning, match="not finite"):
+        res = dm.minimize_batched(_nan_above, x0, batch_args=(target,), jac=True, vectorized=True)
+    assert sum(r.nonfinite_count for r in res.results) > 0
+    for i, r in enumerate(res.results):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            alone = dm.minimize(
+                _nan_above_single, _row(x0, i), args=(target[i],), method="L-BFGS-B"
+            )
+        _same(r, alone, exact=True)
+        assert r.nonfinite_count == alone.nonfinite_count
+        np.testing.assert_array_equal(res.x["w"][i], alone.x["w"])
+
+
+def test_fast_path_follows_the_threads_policy(monkeypatch):
+    """threads=None leaves SciPy's BLAS alone during the fast path; threads=1 caps it."""
+    from dict_minimize import _threads
+
+    monkeypatch.delenv(_threads.ENV_VAR, raising=False)
+    monkeypatch.delenv(_threads.OLD_ENV_VAR, raising=False)
+    ctl = _threads._controller("scipy")
+    if ctl is None or not ctl.info():
+        pytest.skip("no threadpoolctl or no BLAS library of SciPy's to read")
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    seen = []
+
+    def fun(x, idx, target):
+        seen.append(max(lib["num_threads"] for lib in ctl.info()))
+        return _np_batched(x, idx, target)
+
+    x0, target = _problems(3, seed=22)
+    with threadpoolctl.threadpool_limits(2):
+        for threads in (None, 1):
+            seen.clear()
+            res = dm.minimize_batched(
+                fun, x0, batch_args=(target,), jac=True, vectorized=True, threads=threads
+            )
+            assert res.path == "fast" and set(seen) == {2 if threads is None else 1}
+
+
+@pytest.mark.parametrize("name", [n for n in ("torch", "jax") if n in INSTALLED])
+def test_fast_path_result_leaves_as_per_problem_conversion(monkeypatch, name):
+    """The results' x and jac leaves, converted for the whole batch at once, are those each
+    problem's own conversion makes (type, dtype, shape, values), float32 leaves included;
+    PyTorch leaves own their memory."""
+    fw = get_framework(name)
+    with fw.x64():
+        x0n, tn = _problems(4, seed=2)
+        x0 = {"w": fw.tensor(x0n["w"]), "b": fw.tensor(x0n["b"].astype(np.float32))}
+        fun = _fw_fun(name)
+        bulk = dm.minimize_batched(fun, x0, batch_args=(fw.tensor(tn),))
+        monkeypatch.setattr(batched_fast, "_give_leaves", lambda *a: None)
+        each = dm.minimize_batched(fun, x0, batch_args=(fw.tensor(tn),))
+    assert bulk.path == each.path == "fast"
+    for a, b in zip(bulk.results, each.results, strict=True):
+        for field in ("x", "jac"):
+            for k in ("w", "b"):
+                u, v = a[field][k], b[field][k]
+                assert type(u) is type(v) and u.dtype == v.dtype and u.shape == v.shape
+                np.testing.assert_array_equal(fw.to_numpy(u), fw.to_numpy(v))
+                if name == "torch":
+                    assert u.untyped_storage().nbytes() == u.numel() * u.element_size()

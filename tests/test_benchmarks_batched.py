@@ -61,7 +61,7 @@ def test_benchmark_runs_and_writes_its_json(tmp_path: Path, capsys: pytest.Captu
             assert agree["same_nit"] == 1.0 and agree["max_rel_fun"] < 1e-10, (name, contender)
         assert set(m["bridge_s_per_problem_iteration"]) >= {"lean driver", "ours vectorized"}
     cpu = data["bridge_cpu_s_per_problem_iteration"]
-    assert set(cpu) >= {"lean driver", "scipy.optimize.minimize"}
+    assert set(cpu) >= {"minimize_batched", "lean driver", "scipy.optimize.minimize"}
     printed = capsys.readouterr().out
     assert "| problem | B |" in printed and "Bridge: µs per problem per iteration" in printed
     if not BB.have_botorch():
@@ -69,6 +69,19 @@ def test_benchmark_runs_and_writes_its_json(tmp_path: Path, capsys: pytest.Captu
     png = _hook().draw(data)
     assert png.axes  # a matplotlib Figure with one panel per problem
     assert len(png.axes) == len(problems)
+
+
+def test_keep_marks_the_entries_a_run_did_not_measure(tmp_path: Path) -> None:
+    """--keep: the stored entries this run does not measure stay, marked earlier_run, in the
+    order of the sizes; the measured ones replace theirs."""
+    old = {"machine": {"uptime": "then"}, "problems": {"p": {"2": {"x": 1}, "5": {"x": 2}}}}
+    new = {"problems": {"p": {"3": {"x": 3}, "2": {"x": 4}}}}
+    BB._keep_earlier(new, old)
+    assert list(new["problems"]["p"]) == ["2", "3", "5"]
+    assert new["problems"]["p"]["2"] == {"x": 4}
+    assert new["problems"]["p"]["5"] == {"x": 2, "earlier_run": "then"}
+    assert "(earlier run)" in BB.table({**new, "problems": {"p": {"5": {
+        "seconds": {}, "bridge_s_per_problem_iteration": {}, "earlier_run": "then"}}}})
 
 
 def test_the_docs_figure_draws_from_the_stored_results() -> None:

@@ -180,6 +180,28 @@ def test_a_callback_stop_is_scipys_stop_iteration() -> None:
         assert_same(got, want)
 
 
+def test_a_stop_flag_stops_at_the_next_iteration() -> None:
+    """``stop[i]`` set during the run stops problem i at its next iteration, as a callback
+    raising StopIteration there would (on_iteration is not called for it then)."""
+    x0, a, lower, upper = problems(3, 8, 3, bounded=True)
+    stop_at = np.array([1, 2, 3, 5, 10**6, 10**6, 4, 6])
+    stop = np.zeros(8, bool)
+    seen: list[int] = []
+
+    def on_iteration(i: int, x: np.ndarray, f: Any) -> bool:
+        assert not stop[i]
+        seen.append(i)
+        stop[i] = seen.count(i) == stop_at[i]
+        return False
+
+    got = lbfgsb_batched(Rosen(a), x0, lower, upper, {}, on_iteration=on_iteration, stop=stop)
+    want = reference(Rosen(a), x0, lower, upper, {}, stop_at=stop_at + 1)
+    assert {r.status for r in want} >= {99}
+    assert_same(got, want)
+    with pytest.raises(ValueError, match="stop must be a bool array"):
+        lbfgsb_batched(Rosen(a), x0, lower, upper, {}, stop=np.zeros(3, bool))
+
+
 def test_a_non_finite_wall_as_scipy() -> None:
     x0, a, lower, upper = problems(11, 10, 3, bounded=False)
     x0[:, 0] = np.abs(x0[:, 0]) * 0.2

@@ -200,8 +200,8 @@ def _collect(
     results: list[OptimizeResult], layout: Layout, evaluator: Any, big: Layout, driver: Any
 ) -> BatchedResult:
     B, n, codec = len(results), layout.n, None
-    X = np.empty((B, n))
-    for i, r in enumerate(results):
+    X = driver.flat if driver.flat is not None else np.empty((B, n))
+    for i, r in enumerate(results if driver.flat is None else ()):
         if codec is None:
             from dict_minimize.backends import get_backend
 
@@ -447,7 +447,7 @@ def solve_batched(
         with solve_threads(threads, layout.n, be):
             if fast and batched_fast.available(plan, progress):
                 driver.path = "fast"
-                results = batched_fast.run(plan, driver)
+                results, driver.flat = batched_fast.run(plan, driver)
             else:
                 results = driver.run([_task(plan, i, driver) for i in range(B)])
     finally:

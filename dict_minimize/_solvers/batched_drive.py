@@ -40,6 +40,7 @@ class Driver:
         self.kinds: list[str] = []
         self.main: Any = None
         self.path = "generic"  # or "fast": SciPy's L-BFGS-B core driven for the whole batch
+        self.flat: np.ndarray | None = None  # the fast path's solutions (B, n), where it has them
 
     def switch(self, request: tuple) -> Any:
         """Called from a problem's coroutine: hand the request to the driver, get the row."""

@@ -3,7 +3,7 @@
 Interface (what ``minimize_batched``'s fast path calls)::
 
     lbfgsb_batched(evaluate, x0, lower, upper, options, on_iteration=None, max_rows=None,
-                   blas_threads=1) -> list[scipy.optimize.OptimizeResult]
+                   blas_threads=1, stop=None) -> list[scipy.optimize.OptimizeResult]
     fast_path_available() -> bool
 
 - ``evaluate(idx, X) -> (f, G)``: ``idx`` is an int64 array ``(k,)`` of problem indices into
@@ -19,6 +19,9 @@ Interface (what ``minimize_batched``'s fast path calls)::
 - ``on_iteration(i, x_i, f_i) -> bool``: called after each iteration of problem ``i`` with a
   copy of its iterate and its value; ``True`` stops that problem as a callback raising
   ``StopIteration`` does in ``scipy.optimize.minimize`` (status 99).
+- ``stop``: a bool array ``(B,)`` the caller may set during the run (in ``evaluate``, say):
+  a problem whose entry is True stops at its next iteration as if ``on_iteration`` had
+  returned True for it (without calling ``on_iteration``).
 - ``blas_threads``: the cap on the threads of SciPy's own BLAS (which the core calls) during
   the run, as ``threads=`` caps it for one solve (``DICT_MINIMIZE_THREADS`` overrides it; None:
   left alone). Uncapped, OpenBLAS's threads make each ``setulb`` call of a small problem
@@ -206,14 +209,22 @@ def _evaluate(
 
 
 def _new_iteration(
-    state: _State, idx: np.ndarray, opts: dict[str, Any], on_iteration: OnIteration | None
+    state: _State,
+    idx: np.ndarray,
+    opts: dict[str, Any],
+    on_iteration: OnIteration | None,
+    stop: np.ndarray | None,
 ) -> None:
     """SciPy's bookkeeping at NEW_X for the problems ``idx``: count, callback, stops."""
     state.nit[idx] += 1
     task = state.task
+    if stop is not None and idx.size:
+        hit = idx[stop[idx]]
+        state.stopped[hit] = True
+        task[hit] = (_STOP, 505)
     if on_iteration is not None:
         for i in idx.tolist():
-            if on_iteration(i, state.x[i].copy(), state.f[i]):
+            if not state.stopped[i] and on_iteration(i, state.x[i].copy(), state.f[i]):
                 state.stopped[i] = True
                 task[i] = (_STOP, 505)
     # SciPy checks maxiter after the callback, so its code wins; maxfun only where maxiter did not
@@ -230,6 +241,7 @@ def _advance(
     pending: np.ndarray,
     opts: dict[str, Any],
     on_iteration: OnIteration | None,
+    stop: np.ndarray | None,
 ) -> np.ndarray:
     """Run the core on ``pending`` until each needs f and g or stops; returns those needing."""
     m, maxls = state.m, opts["maxls"]
@@ -245,7 +257,7 @@ def _advance(
         codes = state.task[pending, 0]
         needing.append(pending[codes == _FG])
         pending = pending[codes == _NEW_X]
-        _new_iteration(state, pending, opts, on_iteration)
+        _new_iteration(state, pending, opts, on_iteration, stop)
     return np.concatenate(needing) if needing else pending
 
 
@@ -258,6 +270,7 @@ def lbfgsb_batched(
     on_iteration: OnIteration | None = None,
     max_rows: int | None = None,
     blas_threads: int | None = 1,
+    stop: np.ndarray | None = None,
 ) -> list[OptimizeResult]:
     """Solve B problems with SciPy's L-BFGS-B core, one batched evaluation per round.
 
@@ -284,6 +297,8 @@ def lbfgsb_batched(
     if max_rows is not None and (not isinstance(max_rows, int) or max_rows < 1):
         raise ValueError(f"max_rows must be a positive int or None, got {max_rows!r}")
     setulb, status_messages, task_messages, hess_inv_class, int_dtype = core
+    if stop is not None and (stop.dtype != bool or stop.shape != (np.shape(x0)[0],)):
+        raise ValueError(f"stop must be a bool array of shape (B,); got {stop.dtype} {stop.shape}")
     opts = _options(options)
     x0, lower, upper = _arrays(x0, lower, upper)
     state = _State(x0, lower, upper, opts["maxcor"], int_dtype)
@@ -294,7 +309,7 @@ def lbfgsb_batched(
     pending = everyone[~state.all_fixed]
     with blas_limit(blas_threads):
         while pending.size:
-            pending = _advance(setulb, state, rows, pending, opts, on_iteration)
+            pending = _advance(setulb, state, rows, pending, opts, on_iteration, stop)
             # ScalarFunction re-evaluates only where x moved since its last evaluation
             moved = ~(state.x[pending] == state.x_eval[pending]).all(axis=1)
             _evaluate(evaluate, state, pending[moved], max_rows)

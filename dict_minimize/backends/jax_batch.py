@@ -188,6 +188,11 @@ class JaxBatch:
         idx_p, X_p, P_p = self._pad(idx, X, P)
         return np.asarray(self._hvp(X_p, P_p, idx_p, self.data, self.shared), dtype=np.float64)[:k]
 
+    def unstack(self, X: np.ndarray) -> list[list[Any]]:
+        """Each row of ``X`` (B, n) as one problem's leaves (what its codec's ``unflatten``
+        makes of it), converted for all rows at once: one transfer per key, not one per row."""
+        return [list(row) for row in zip(*(list(a) for a in self.stack(X)), strict=True)]
+
     def stack(self, X: np.ndarray) -> list[Any]:
         lay, k = self.layout, X.shape[0]
         return [

@@ -122,6 +122,12 @@ class TorchBatch:
         B = self._batch
         return B is not None and len(idx) == B and bool((idx == np.arange(B)).all())
 
+    def unstack(self, X: np.ndarray) -> list[list[torch.Tensor]]:
+        """Each row of ``X`` (B, n) as one problem's leaves (what its codec's ``unflatten``
+        makes of it), converted for all rows at once; each leaf owns its memory."""
+        cols = [[t.clone() for t in leaf.unbind(0)] for leaf in self._leaves(X)]
+        return [list(row) for row in zip(*cols, strict=True)]
+
     def stack(self, X: np.ndarray) -> list[torch.Tensor]:
         return self._leaves(X)
 
