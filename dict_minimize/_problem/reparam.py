@@ -28,6 +28,7 @@ from dict_minimize._problem.constraints import LinearConstraint, NonlinearConstr
 from dict_minimize._problem.prepare import check_common, prepare_x0
 from dict_minimize._problem.result import OptimizeResult
 from dict_minimize._problem.scipy_bounds import make_scipy_bounds
+from dict_minimize._problem.trace import takes_two as _takes_two
 from dict_minimize._structure.layout import Layout, values_by_key
 from dict_minimize._structure.tree import Path
 from dict_minimize.backends.array_ops import Ops, ops_for
@@ -439,17 +440,6 @@ def _constraint(con: Any, i: int, m: _Map) -> Any:
         "x, not the free parameters): write it as {'type': 'eq'|'ineq', 'fun': ...} or a "
         "NonlinearConstraint"
     )
-
-
-def _takes_two(callback: Callable) -> bool:
-    try:
-        params = list(inspect.signature(callback).parameters.values())
-    except (TypeError, ValueError):
-        return False
-    if any(p.kind == p.VAR_POSITIONAL for p in params):
-        return True
-    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    return len(positional) >= 2
 
 
 def _callback(callback: Any, m: _Map) -> Any:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
+import traceback
 import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -366,3 +367,20 @@ def _add_trace(out: OptimizeResult, monitor: Monitor | None, final: bool = False
         out["trace"] = tr
     if monitor.log is not None:  # the run's last row: how it ended, and the file closed
         monitor.log.close(out)
+
+
+def failed_result(exc: BaseException, x0: Any) -> OptimizeResult:
+    """The result of a problem whose solve raised (``minimize_many``, ``minimize_batched``):
+    the best point its run saw, or x0; the exception's name, message and traceback."""
+    attached = getattr(exc, "dict_minimize_result", None)
+    out = OptimizeResult(attached) if attached is not None else OptimizeResult(x=x0)
+    out.setdefault("fun", math.nan)
+    out.setdefault("jac", None)
+    for count in ("nfev", "njev", "nit"):
+        out.setdefault(count, 0)
+    out["success"] = False
+    out["status"] = -1
+    out["message"] = f"{type(exc).__name__}: {exc}"
+    out["exception"] = type(exc).__name__
+    out["traceback"] = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    return out

@@ -9,9 +9,10 @@ limit is reached. Nothing here imports a framework; tqdm and pandas are imported
 
 from __future__ import annotations
 
+import inspect
 import math
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -410,3 +411,35 @@ class Monitor:
 
 
 __all__ = ["COLUMNS", "Monitor", "Trace", "as_trace", "check_time_limit", "check_trace_arg"]
+
+
+def problems_bar(progress: Any, total: int) -> Any:
+    """A tqdm bar over finished problems (``minimize_many``, ``minimize_batched``), or None."""
+    if progress is None or progress is False:
+        return None
+    if progress is not True and not isinstance(progress, Mapping):
+        raise TypeError(
+            f"progress must be False, True or a dict of tqdm options; got a {type_name(progress)}"
+        )
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        raise ImportError(
+            "progress=True needs tqdm: pip install 'dict_minimize[progress]'"
+        ) from None
+    kwargs = {"total": total, "desc": "problems", "unit": "problem"}
+    if isinstance(progress, Mapping):
+        kwargs.update(progress)
+    return tqdm(**kwargs)
+
+
+def takes_two(callback: Callable) -> bool:
+    """Whether ``callback(xk, state)`` can be called (SciPy's form for trust-constr)."""
+    try:
+        params = list(inspect.signature(callback).parameters.values())
+    except (TypeError, ValueError):
+        return False
+    if any(p.kind == p.VAR_POSITIONAL for p in params):
+        return True
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return len(positional) >= 2

@@ -34,6 +34,7 @@ import numpy as np
 
 from dict_minimize._errors import fmt_key, type_name
 from dict_minimize._problem.prepare import prepare
+from dict_minimize._problem.trace import problems_bar as _progress_bar
 from dict_minimize._scale.tasks import (
     _caller_x64,
     _codec,
@@ -129,25 +130,6 @@ class _Runner:
         local = [f for f in futures if isinstance(f, concurrent.futures.Future)]
         remote = [f for f in futures if not isinstance(f, concurrent.futures.Future)]
         return itertools.chain(local, as_completed(remote) if remote else ())
-
-
-def _progress_bar(progress: Any, total: int) -> Any:
-    if progress is None or progress is False:
-        return None
-    if progress is not True and not isinstance(progress, Mapping):
-        raise TypeError(
-            f"progress must be False, True or a dict of tqdm options; got a {type_name(progress)}"
-        )
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:
-        raise ImportError(
-            "progress=True needs tqdm: pip install 'dict_minimize[progress]'"
-        ) from None
-    kwargs = {"total": total, "desc": "problems", "unit": "problem"}
-    if isinstance(progress, Mapping):
-        kwargs.update(progress)
-    return tqdm(**kwargs)
 
 
 def _chunks(items: list[Any], size: int) -> list[list[Any]]:

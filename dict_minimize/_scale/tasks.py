@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import math
 import pickle
 import sys
-import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from dict_minimize._problem.result import failed_result as _failure
 from dict_minimize._problem.trace import Trace
 from dict_minimize._solvers.minimize import OptimizeResult, minimize
 from dict_minimize._structure.layout import Layout, values_by_key
@@ -86,22 +85,6 @@ class _Problem:
     layout: Layout | None = None
     #: why x0 could not be laid out here (the problem is then never sent)
     error: BaseException | None = None
-
-
-def _failure(exc: BaseException, x0: Any) -> OptimizeResult:
-    """The result of a problem whose solve raised: the best point minimize saw, or x0."""
-    attached = getattr(exc, "dict_minimize_result", None)
-    out = OptimizeResult(attached) if attached is not None else OptimizeResult(x=x0)
-    out.setdefault("fun", math.nan)
-    out.setdefault("jac", None)
-    for count in ("nfev", "njev", "nit"):
-        out.setdefault(count, 0)
-    out["success"] = False
-    out["status"] = -1
-    out["message"] = f"{type(exc).__name__}: {exc}"
-    out["exception"] = type(exc).__name__
-    out["traceback"] = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    return out
 
 
 def _solve_one(fun: Callable, problem: _Problem, x0: Any, options: Mapping[str, Any]) -> Any:

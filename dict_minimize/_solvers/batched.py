@@ -24,6 +24,7 @@ from dict_minimize._errors import at, fmt_shape, type_name, unknown_keyword
 from dict_minimize._problem.prepare import check_common, prepare
 from dict_minimize._problem.result import OptimizeResult
 from dict_minimize._problem.trace import check_time_limit, check_trace_arg
+from dict_minimize._problem.trace import problems_bar as _bar
 from dict_minimize._solvers import batched_fast
 from dict_minimize._solvers.batched_bounds import problem_bounds
 from dict_minimize._solvers.batched_drive import Driver
@@ -175,25 +176,6 @@ def _check_mode(mode: str, be: Any, vectorized: bool, name: str, hess: Any, hess
             "trust-krylov and trust-constr under jac='autodiff'); hess and hess/hessp callables "
             "are not batched"
         )
-
-
-def _bar(progress: Any, total: int) -> Any:
-    if progress is None or progress is False:
-        return None
-    if progress is not True and not isinstance(progress, Mapping):
-        raise TypeError(
-            f"progress must be False, True or a dict of tqdm options; got a {type_name(progress)}"
-        )
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:
-        raise ImportError(
-            "progress=True needs tqdm: pip install 'dict_minimize[progress]'"
-        ) from None
-    kwargs: dict[str, Any] = {"total": total, "desc": "problems", "unit": "problem"}
-    if isinstance(progress, Mapping):
-        kwargs.update(progress)
-    return tqdm(**kwargs)
 
 
 def _collect(

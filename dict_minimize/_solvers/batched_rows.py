@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import math
-import traceback
 from collections.abc import Callable
 from typing import Any
 
@@ -17,6 +15,7 @@ import numpy as np
 
 from dict_minimize._problem.objective import Objective
 from dict_minimize._problem.result import OptimizeResult, _first_row
+from dict_minimize._problem.result import failed_result as _failed
 from dict_minimize._problem.trace import Monitor, bar_total
 from dict_minimize._solvers.minimize_steps import (
     _SCIPY_STOPS,
@@ -82,22 +81,6 @@ class _Sources:
 
     def compile_pair(self, *args: Any, **kwargs: Any) -> _Row:
         return self.row
-
-
-def _failed(exc: BaseException, x0: Any) -> OptimizeResult:
-    """A problem whose solve raised: the best point its run saw (x0 if none), as
-    ``minimize_many`` reports it."""
-    attached = getattr(exc, "dict_minimize_result", None)
-    out = OptimizeResult(attached) if attached is not None else OptimizeResult(x=x0)
-    out.setdefault("fun", math.nan)
-    out.setdefault("jac", None)
-    for count in ("nfev", "njev", "nit"):
-        out.setdefault(count, 0)
-    out["success"], out["status"] = False, -1
-    out["message"] = f"{type(exc).__name__}: {exc}"
-    out["exception"] = type(exc).__name__
-    out["traceback"] = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    return out
 
 
 @dataclasses.dataclass

@@ -33,6 +33,7 @@ from dict_minimize._problem.result import (  # noqa: F401 (OptimizeResult, Preci
     _result,
 )
 from dict_minimize._problem.trace import Monitor
+from dict_minimize._problem.trace import takes_two as _takes_two
 
 #: every method name ``scipy.optimize.minimize`` accepts (lower case); this table and the
 #: next four are read from the one registry of methods (``_problem/methods.py``)
@@ -72,18 +73,6 @@ def _wants_result(callback: Callable) -> bool:
         return set(inspect.signature(callback).parameters) == {"intermediate_result"}
     except (TypeError, ValueError):
         return False
-
-
-def _takes_two(callback: Callable) -> bool:
-    """Whether ``callback(xk, state)`` can be called (SciPy's form for trust-constr)."""
-    try:
-        params = list(inspect.signature(callback).parameters.values())
-    except (TypeError, ValueError):
-        return False
-    if any(p.kind == p.VAR_POSITIONAL for p in params):
-        return True
-    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    return len(positional) >= 2
 
 
 def _wrap_callback(
