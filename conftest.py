@@ -1,10 +1,16 @@
 """pytest's collection of the doctests in dict_minimize/ (pyproject: ``--doctest-modules``): the
 modules built on one framework are left out where that framework is not installed, as the
-tests of that framework skip themselves (tools/check_versions.sh runs without PyTorch)."""
+tests of that framework skip themselves (tools/check_versions.sh runs without PyTorch). Every
+test and doctest also gets JAX's global float64 flag back as it found it."""
 
 from __future__ import annotations
 
 import importlib.util
+import os
+import sys
+from collections.abc import Iterator
+
+import pytest
 
 #: the modules that import a framework when they are imported
 NEEDS = {
@@ -48,3 +54,22 @@ collect_ignore = [
     if importlib.util.find_spec(name) is None
     for path in paths
 ]
+
+
+def _x64(jax: object) -> bool:
+    return bool(getattr(getattr(jax, "config", None), "jax_enable_x64", False))
+
+
+@pytest.fixture(autouse=True)
+def _jax_float64_put_back() -> Iterator[None]:
+    """JAX's global float64 flag as it was before each test (and doctest): a test or a
+    benchmark it runs that turns it on must not change the dtypes the ones after it see."""
+    jax = sys.modules.get("jax")
+    if jax is not None:
+        before = _x64(jax)
+    else:  # JAX's own default: off unless the environment says otherwise
+        before = os.environ.get("JAX_ENABLE_X64", "").lower() in ("1", "true", "yes", "on")
+    yield
+    jax = sys.modules.get("jax")
+    if jax is not None and _x64(jax) != before:
+        jax.config.update("jax_enable_x64", before)  # type: ignore[attr-defined]

@@ -188,10 +188,12 @@ def _pools() -> dict[str, int]:
     """Every thread setting the caps touch: each BLAS library's, and PyTorch's when imported."""
     import threadpoolctl
 
+    # (a single-threaded build, e.g. the OpenBLAS cyipopt-wheels bundles, stays at 1 whatever
+    # the caps say: it has no pool to set)
     out = {
         i["filepath"]: i["num_threads"]
         for i in threadpoolctl.threadpool_info()
-        if i["user_api"] == "blas"
+        if i["user_api"] == "blas" and i.get("threading_layer") != "disabled"
     }
     torch = __import__("sys").modules.get("torch")
     if torch is not None:

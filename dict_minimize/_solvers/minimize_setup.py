@@ -24,6 +24,7 @@ from dict_minimize._problem.trace import check_time_limit, check_trace_arg
 from dict_minimize._solvers.ipopt import check_ipopt_args, default_hess, ipopt_solver
 from dict_minimize._solvers.minimize_steps import (
     BOUNDED,
+    METHODS,
     _check_hessians,
     _jac_mode,
     _normalize_method,
@@ -121,10 +122,11 @@ def choose_bounds_and_method(
     meth = _normalize_method(method, bounds is not None, has_constraints)
     name = meth if isinstance(meth, str) else "_custom"
     if bounds is not None and name != "_custom" and name not in BOUNDED and compat:
+        # (the drop-in's message names SciPy's methods, as the original package knew them)
         warnings.warn(
             f"method {method!r} cannot handle bounds: lb_dict/ub_dict are ignored, as the "
             "original dict_minimize (and SciPy) did. To respect them use one of "
-            f"{', '.join(sorted(BOUNDED))}; or drop lb_dict/ub_dict",
+            f"{', '.join(sorted(BOUNDED & set(METHODS)))}; or drop lb_dict/ub_dict",
             scipy.optimize.OptimizeWarning,
             stacklevel=4,
         )
