@@ -715,3 +715,16 @@ def test_fast_path_result_leaves_as_per_problem_conversion(monkeypatch, name):
                 np.testing.assert_array_equal(fw.to_numpy(u), fw.to_numpy(v))
                 if name == "torch":
                     assert u.untyped_storage().nbytes() == u.numel() * u.element_size()
+
+
+@pytest.mark.parametrize("name", INSTALLED)
+def test_the_backend_record_pickles_with_its_batch_hook(name: str) -> None:
+    # SciPy's workers= (least_squares, differential evolution...) pickle the objective, and the
+    # objective holds its backend record: the lazy batch hook must pickle too
+    import pickle
+
+    from dict_minimize.backends import get_backend
+
+    be = get_backend(name)
+    again = pickle.loads(pickle.dumps(be.batch))
+    assert repr(again) == repr(be.batch) == f"lazy_batch({name!r})"

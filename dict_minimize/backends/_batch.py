@@ -74,17 +74,34 @@ def bucket(k: int) -> int:
     return 1 << max(0, (k - 1).bit_length())
 
 
-def lazy_batch(name: str) -> Callable[..., Any]:
-    """The ``batch`` hook of a backend record: imports ``backends/<name>_batch.py`` only when a
-    batched solve runs."""
+class _LazyBatch:
+    """A backend's ``batch`` hook that imports ``backends/<name>_batch.py`` at its first call.
+    A class, not a closure: the backend record travels with the objective into worker
+    processes (SciPy's ``workers=``), so the hook must pickle."""
 
-    def batch(*args: Any, **kwargs: Any) -> Any:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
         import importlib
 
-        module = importlib.import_module(f"dict_minimize.backends.{name}_batch")
+        module = importlib.import_module(f"dict_minimize.backends.{self.name}_batch")
         return module.batch(*args, **kwargs)
 
-    return batch
+    def __repr__(self) -> str:
+        return f"lazy_batch({self.name!r})"
+
+
+def lazy_batch(name: str) -> Callable[..., Any]:
+    """The ``batch`` hook of a backend record: imports ``backends/<name>_batch.py`` only when a
+    batched solve runs.
+
+    Example:
+        >>> import pickle
+        >>> pickle.loads(pickle.dumps(lazy_batch("numpy")))
+        lazy_batch('numpy')
+    """
+    return _LazyBatch(name)
 
 
 def stack_values(values: list[Any], backend: str) -> Any:
