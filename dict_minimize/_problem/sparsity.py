@@ -382,7 +382,8 @@ class SparseDerivative:
             self.colors, self.ncolors, self._dense = color_symmetric(pattern)
         col_len = np.bincount(self.cols, minlength=self.shape[1])
         # reverse mode needs at least as many colours as the longest column has entries
-        could = mode == "reverse" or (col_len.max(initial=0) < self.ncolors and mode is None)
+        longest = int(np.max(col_len)) if col_len.size else 0
+        could = mode == "reverse" or (longest < self.ncolors and mode is None)
         if kind == "jac" and could:
             row_colors, nrow = color_columns(scipy.sparse.csr_array(pattern.T))
             if nrow < self.ncolors or mode == "reverse":

@@ -88,7 +88,9 @@ def _numpy() -> Ops:
         reshape=lambda t, s: np.reshape(t, s),
         permute=lambda t, axes: np.transpose(t, axes),
         matmul=np.matmul,
-        sum=lambda t, axis, keepdims: np.sum(t, axis=axis, keepdims=keepdims),
+        sum=lambda t, axis, keepdims: (
+            np.sum(t, axis=axis, keepdims=True) if keepdims else np.sum(t, axis=axis)
+        ),
         cumsum=np.cumsum,
         exp=np.exp,
         sqrt=np.sqrt,
