@@ -150,3 +150,13 @@ def derandomized(env: str, default: int) -> Any:
             HealthCheck.filter_too_much,
         ],
     )
+
+
+#: SciPy's compiled L-BFGS-B core rounds by its arrays' memory alignment on some BLAS kernels
+#: (OPENBLAS_CORETYPE=Prescott shows it: ~1e-16 that can change an iteration count), so the
+#: batched driver's copy of its state equals SciPy's own bit for bit only on the native kernel;
+#: the tests that demand SciPy's exact counts from it skip where a kernel is forced
+exact_lbfgsb_core = pytest.mark.skipif(
+    bool(os.environ.get("OPENBLAS_CORETYPE")),
+    reason="a forced BLAS kernel: SciPy's L-BFGS-B core rounds by memory alignment there",
+)
